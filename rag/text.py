@@ -1,0 +1,66 @@
+"""Keyword normalisation for German and English: one function for documents and queries alike.
+
+Words are lower-cased, stemmed with the German Snowball stemmer (which also handles English plurals well
+enough for keyword recall), then umlauts and ß are folded (``ä -> a``... after stemming, ``ae -> a``), so
+"Kündigung", "Kuendigung" and "kundigung" meet in one term.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+import Stemmer
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_FOLD = str.maketrans({"ä": "a", "ö": "o", "ü": "u", "ß": "ss"})
+_DIGRAPHS = (("ae", "a"), ("oe", "o"), ("ue", "u"))
+
+STOP_WORDS = frozenset(
+    """
+    aber alle allem allen aller alles als also am an ander andere anderem anderen anderer anderes auch auf
+    aus bei bin bis bist da damit dann das dass dein deine dem den der des dessen deshalb die dies diese
+    dieser dieses doch dort du durch ein eine einem einen einer eines er es etwas euch euer für gegen hat
+    hatte hier hin ich ihr ihre im in ist ja jede jedem jeden jeder jedes kann kein keine können mit muss
+    nach nicht noch nun nur ob oder ohne sehr sein seine sich sie sind so soll über um und uns unser unter
+    vom von vor war waren was welche welcher welches wenn wer werden wie wieviel wird wir wo zu zum zur
+    a an and are as at be by can do does for from had has have how i if in into is it its of on or that the
+    their there these this to was were what when where which who whom why will with you your
+    """.split()
+)
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Stemmer.Stemmer:
+    return Stemmer.Stemmer("german")
+
+
+def _fold(term: str) -> str:
+    term = term.translate(_FOLD)
+    for digraph, plain in _DIGRAPHS:
+        term = term.replace(digraph, plain)
+    return term
+
+
+def keyword_terms(text: str, *, drop_stop_words: bool = False) -> list[str]:
+    """Split ``text`` into normalised, stemmed keyword terms."""
+    words = _WORD.findall(unicodedata.normalize("NFC", text).lower())
+    if drop_stop_words:
+        words = [w for w in words if w not in STOP_WORDS]
+    stems = _stemmer().stemWords(words)
+    return [_fold(s) for s in stems if s]
+
+
+def keyword_document(text: str) -> str:
+    """The form of a chunk's text that goes into the keyword index."""
+    return " ".join(keyword_terms(text))
+
+
+def keyword_query(text: str) -> str | None:
+    """An FTS5 ``OR`` query for ``text``; ``None`` when nothing searchable is left."""
+    terms = keyword_terms(text, drop_stop_words=True) or keyword_terms(text)
+    unique = list(dict.fromkeys(t for t in terms if t))
+    if not unique:
+        return None
+    return " OR ".join(f'"{t}"' for t in unique)

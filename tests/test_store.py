@@ -1,0 +1,168 @@
+"""The index: round trip, access filtering during search, atomic generations, refusals."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.documents import ChunkDraft, DocumentRecord
+from rag.embedding import EmbedderIdentity, HashingEmbedder
+from rag.errors import IndexCorruptError, IndexLockedError, IndexMismatchError
+from rag.store import CURRENT, IndexReader, IndexWriter, read_current
+from tests.conftest import SAMPLE_DOCS, build_index
+
+
+@pytest.fixture
+def embedder() -> HashingEmbedder:
+    return HashingEmbedder(64)
+
+
+@pytest.fixture
+def index_dir(tmp_path: Path, embedder: HashingEmbedder) -> Path:
+    d = tmp_path / "index"
+    build_index(d, embedder)
+    return d
+
+
+def test_round_trip_keeps_text_and_citation_metadata(index_dir: Path, embedder: HashingEmbedder) -> None:
+    reader = IndexReader(index_dir, embedder.identity)
+    assert reader.stats().documents == 3
+    assert reader.stats().chunks == 4
+    hits = reader.search_keyword("Werktage Urlaub", 5, ["public"])
+    passages = reader.passages([i for i, _ in hits], ["public"])
+    assert passages[0].text == "Der Urlaub beträgt jährlich mindestens 24 Werktage."
+    assert passages[0].section == "§ 3 Dauer des Urlaubs"
+    assert passages[0].document == "burlg.md"
+    pdf = reader.passages([i for i, _ in reader.search_keyword("Insolvenzgericht", 5, ["public"])], ["public"])
+    assert pdf[0].page == 3
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 10, 50])
+def test_access_is_enforced_during_search_without_starving(
+    index_dir: Path, embedder: HashingEmbedder, k: int
+) -> None:
+    reader = IndexReader(index_dir, embedder.identity)
+    # The HR chunk is the best dense match for this query, yet a public caller still gets k results.
+    query = embedder.embed(["Geheim: Das Gehalt der Geschäftsführung beträgt 250000 Euro."], "query")[0]
+    public = reader.search_dense(query, k, ["public"])
+    assert len(public) == min(k, 3)
+    texts = [p.text for p in reader.passages([i for i, _ in public], ["public"])]
+    assert not any("KANARIENVOGEL" in t for t in texts)
+    assert reader.search_keyword("Gehalt Geschäftsführung", k, ["public"]) == []
+    hr = reader.passages([i for i, _ in reader.search_dense(query, k, ["group:hr"])], ["group:hr"])
+    assert [p.title for p in hr] == ["Gehälter"]
+    assert reader.search_dense(query, k, []) == []
+
+
+def test_passages_drop_chunks_the_caller_may_not_see(index_dir: Path, embedder: HashingEmbedder) -> None:
+    reader = IndexReader(index_dir, embedder.identity)
+    assert reader.passages([1, 2, 3, 4], ["public"]) and all(
+        "KANARIENVOGEL" not in p.text for p in reader.passages([1, 2, 3, 4], ["public"])
+    )
+
+
+def test_a_crash_before_the_pointer_moves_leaves_the_old_generation(
+    index_dir: Path, embedder: HashingEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = read_current(index_dir)
+    writer = IndexWriter(index_dir, embedder.identity)
+    writer.delete_document("doc0")
+
+    def crash(*_: object) -> None:
+        raise OSError("simulated crash before CURRENT is replaced")
+
+    monkeypatch.setattr("rag.store._write_atomic", crash)
+    with pytest.raises(OSError):
+        writer.commit()
+    writer.close()
+    monkeypatch.undo()
+    assert read_current(index_dir) == before
+    reader = IndexReader(index_dir, embedder.identity)
+    assert reader.stats().documents == 3
+    # The next writer cleans up the orphaned generation folder.
+    with IndexWriter(index_dir, embedder.identity) as w2:
+        assert w2.recover() == []
+    assert sorted(p.name for p in index_dir.iterdir() if p.name.startswith(("gen-", "staging-"))) == [before]
+
+
+def test_uncommitted_changes_are_invisible_and_readers_switch_after_commit(
+    index_dir: Path, embedder: HashingEmbedder
+) -> None:
+    reader = IndexReader(index_dir, embedder.identity)
+    with IndexWriter(index_dir, embedder.identity) as writer:
+        writer.delete_document("doc0")
+        assert reader.refresh() is False
+        assert reader.stats().documents == 3
+        generation = writer.commit()
+    assert reader.refresh() is True
+    assert reader.generation == generation
+    assert reader.stats().documents == 2
+
+
+def test_upsert_replaces_a_documents_chunks(index_dir: Path, embedder: HashingEmbedder) -> None:
+    path, title, access, _ = SAMPLE_DOCS[0]
+    new = [ChunkDraft("Neu: 30 Werktage Urlaub.", 0, 24)]
+    with IndexWriter(index_dir, embedder.identity) as writer:
+        writer.upsert_document(
+            DocumentRecord("doc0", path, title, "sha-new", "md", access), new, embedder.embed(["x"], "passage")
+        )
+        writer.commit()
+    reader = IndexReader(index_dir, embedder.identity)
+    assert reader.stats().chunks == 3
+    texts = [p.text for p in reader.passages([i for i, _ in reader.search_keyword("Werktage", 5, ["public"])],
+                                             ["public"])]
+    assert texts == ["Neu: 30 Werktage Urlaub."]
+
+
+def test_second_writer_is_refused_with_index_locked(index_dir: Path, embedder: HashingEmbedder) -> None:
+    with IndexWriter(index_dir, embedder.identity), pytest.raises(IndexLockedError, match="index locked"):
+        IndexWriter(index_dir, embedder.identity)
+
+
+def test_index_from_another_embedder_refuses_to_open(index_dir: Path) -> None:
+    other = EmbedderIdentity("other-model", 64, "abc")
+    with pytest.raises(IndexMismatchError, match="built with embedder hashing"):
+        IndexReader(index_dir, other)
+    with pytest.raises(IndexMismatchError):
+        IndexWriter(index_dir, other).document_hashes()
+
+
+@pytest.mark.parametrize("content", ["", "garbage", "../../etc", "gen-999999"])
+def test_bad_current_pointer_is_reported_as_corrupt(
+    index_dir: Path, embedder: HashingEmbedder, content: str
+) -> None:
+    (index_dir / CURRENT).write_text(content)
+    with pytest.raises(IndexCorruptError):
+        IndexReader(index_dir, embedder.identity)
+
+
+def test_bit_flipped_vectors_fail_the_checksum(index_dir: Path, embedder: HashingEmbedder) -> None:
+    gen = index_dir / (read_current(index_dir) or "")
+    data = bytearray((gen / "vectors.faiss").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    os.chmod(gen / "vectors.faiss", 0o644)
+    (gen / "vectors.faiss").write_bytes(bytes(data))
+    with pytest.raises(IndexCorruptError, match="checksum"):
+        IndexReader(index_dir, embedder.identity)
+
+
+def test_non_finite_vectors_never_enter_the_index(tmp_path: Path, embedder: HashingEmbedder) -> None:
+    with IndexWriter(tmp_path / "i", embedder.identity) as writer:
+        bad = np.full((1, 64), np.nan, dtype=np.float32)
+        with pytest.raises(ValueError, match="non-finite"):
+            writer.upsert_document(DocumentRecord("d", "/d", "d", "s", "md"), [ChunkDraft("x", 0, 1)], bad)
+
+
+def test_empty_index_answers_with_nothing(tmp_path: Path, embedder: HashingEmbedder) -> None:
+    reader = IndexReader(tmp_path / "none", embedder.identity)
+    assert reader.stats().documents == 0
+    assert reader.search_dense(np.ones(64, dtype=np.float32), 5, ["public"]) == []
+    assert reader.search_keyword("Urlaub", 5, ["public"]) == []
+
+
+def test_no_pickle_files_are_written(index_dir: Path) -> None:
+    names = {p.suffix for p in index_dir.rglob("*") if p.is_file()}
+    assert names <= {"", ".faiss", ".sqlite", ".json"}
