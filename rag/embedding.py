@@ -133,7 +133,10 @@ class SentenceTransformerEmbedder(Embedder):
         weights = [
             p for p in Path(model_path).rglob("*") if p.suffix in {".safetensors", ".bin"} and p.is_file()
         ]
-        dim = self._model.get_sentence_embedding_dimension()
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or getattr(
+            self._model, "get_sentence_embedding_dimension"
+        )
+        dim = get_dim()
         if dim is None:
             raise BackendError(f"{model_path}: model does not report its embedding dimension")
         self.identity = EmbedderIdentity(Path(model_path).name, int(dim), _fingerprint_files(weights))
@@ -142,7 +145,12 @@ class SentenceTransformerEmbedder(Embedder):
     def _embed(self, texts: list[str], kind: TextKind) -> np.ndarray:
         prefix = self._prefixes.get(kind, "")
         return np.asarray(
-            self._model.encode([prefix + t for t in texts], batch_size=self.batch_size, convert_to_numpy=True)
+            self._model.encode(
+                [prefix + t for t in texts],
+                batch_size=self.batch_size,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         )
 
     def count_tokens(self, text: str) -> int:
