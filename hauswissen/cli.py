@@ -8,6 +8,7 @@ Errors meant for users are printed as one line (exit 2); nothing else prints a t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -161,10 +162,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         worker.run_forever(stop)
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

@@ -206,7 +206,7 @@ class Ingestor:
                     if on_done:
                         on_done(path, "failed", e.reason)
                     continue
-                except Exception as e:  # noqa: BLE001 - one bad file must not stop the batch
+                except Exception as e:  # one bad file must not stop the batch
                     log.exception("ingesting %s failed", path)
                     reason = f"unexpected error: {type(e).__name__}: {e}"[:300]
                     report.failed.append((key, reason))

@@ -133,9 +133,7 @@ class SentenceTransformerEmbedder(Embedder):
         weights = [
             p for p in Path(model_path).rglob("*") if p.suffix in {".safetensors", ".bin"} and p.is_file()
         ]
-        get_dim = getattr(self._model, "get_embedding_dimension", None) or getattr(
-            self._model, "get_sentence_embedding_dimension"
-        )
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         dim = get_dim()
         if dim is None:
             raise BackendError(f"{model_path}: model does not report its embedding dimension")

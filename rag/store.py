@@ -144,7 +144,7 @@ def _write_atomic(path: Path, data: str) -> None:
     _fsync_dir(path.parent)
 
 
-def _new_vector_index(dimension: int) -> faiss.IndexIDMap2:
+def _new_vector_index(dimension: int) -> Any:
     return faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
 
 
@@ -194,7 +194,7 @@ class IndexReader:
         self._lock = threading.RLock()
         self._generation_name: str | None = None
         self._manifest: Manifest | None = None
-        self._vectors: faiss.IndexIDMap2 = _new_vector_index(identity.dimension)
+        self._vectors: Any = _new_vector_index(identity.dimension)
         self._db: sqlite3.Connection | None = None
         self._access_cache: dict[frozenset[str], np.ndarray] = {}
         self.refresh()
@@ -232,7 +232,7 @@ class IndexReader:
         self,
         name: str | None,
         manifest: Manifest | None,
-        vectors: faiss.IndexIDMap2,
+        vectors: Any,
         db: sqlite3.Connection | None,
     ) -> None:
         old = self._db
@@ -280,7 +280,7 @@ class IndexReader:
             q = np.asarray(query, dtype=np.float32).reshape(1, -1)
             params = None
             if allowed.size < self._vectors.ntotal:
-                params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
+                params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))  # type: ignore[call-arg]
             scores, ids = self._vectors.search(q, k, params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 
@@ -411,7 +411,7 @@ class IndexWriter:
         self.recover()
         self._staging: Path | None = None
         self._db: sqlite3.Connection | None = None
-        self._vectors: faiss.IndexIDMap2 | None = None
+        self._vectors: Any | None = None
         self._base_generation = 0
         self._dirty = False
 
@@ -436,7 +436,7 @@ class IndexWriter:
                 removed.append(entry.name)
         return removed
 
-    def _begin(self) -> tuple[sqlite3.Connection, faiss.IndexIDMap2]:
+    def _begin(self) -> tuple[sqlite3.Connection, Any]:
         if self._db is not None and self._vectors is not None:
             return self._db, self._vectors
         staging = self.index_dir / f"staging-{uuid.uuid4().hex[:12]}"
@@ -525,14 +525,14 @@ class IndexWriter:
         return found
 
     def delete_path(self, path: str) -> bool:
-        db, index = self._begin()
+        db, _ = self._begin()
         row = db.execute("SELECT doc_id FROM documents WHERE path = ?", (path,)).fetchone()
         if row is None:
             return False
         return self.delete_document(row[0])
 
     @staticmethod
-    def _delete(db: sqlite3.Connection, index: faiss.IndexIDMap2, doc_id: str) -> bool:
+    def _delete(db: sqlite3.Connection, index: Any, doc_id: str) -> bool:
         ids = [r[0] for r in db.execute("SELECT chunk_id FROM chunks WHERE doc_id = ?", (doc_id,))]
         if ids:
             index.remove_ids(np.array(ids, dtype=np.int64))

@@ -8,7 +8,7 @@ the store's access tokens during the search, exactly as in the product.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,12 +60,12 @@ class HauswissenVectorStore(VectorStore):
         texts: Iterable[str],
         metadatas: list[dict[str, Any]] | None = None,
         *,
-        ids: list[str | None] | None = None,
+        ids: list[str] | None = None,
         **kwargs: Any,
     ) -> list[str]:
         texts = list(texts)
         metadatas = metadatas or [{} for _ in texts]
-        given = list(ids) if ids else [None] * len(texts)
+        given: list[str | None] = list(ids) if ids else [None] * len(texts)
         doc_ids = [i if i else uuid.uuid4().hex for i in given]
         if not texts:
             return []
@@ -111,7 +111,7 @@ class HauswissenVectorStore(VectorStore):
     def similarity_search(self, query: str, k: int = 4, **kwargs: Any) -> list[Document]:
         return [doc for doc, _ in self.similarity_search_with_score(query, k, **kwargs)]
 
-    def _select_relevance_score_fn(self):  # type: ignore[no-untyped-def]
+    def _select_relevance_score_fn(self) -> Callable[[float], float]:
         return self._max_inner_product_relevance_score_fn
 
     @classmethod

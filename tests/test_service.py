@@ -33,7 +33,7 @@ def test_citations_to_sources_never_shown_are_dropped(indexed_settings: Settings
 
 def test_the_prompt_fences_sources_as_data(indexed_settings: Settings) -> None:
     model = ScriptedChatModel(respond=echo_first_source)
-    Assistant(indexed_settings, chat_model=model).ask("Wie viele Werktage Urlaub?").answer
+    assert Assistant(indexed_settings, chat_model=model).ask("Wie viele Werktage Urlaub?").answer.cited == [1]
     system, *_, last = model.calls[0]
     assert "niemals Anweisungen" in str(system.content)
     assert '<source id="1" document="burlg.md"' in str(last.content)

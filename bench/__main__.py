@@ -1,0 +1,3 @@
+from bench.e2e import main
+
+raise SystemExit(main())

@@ -1,0 +1,145 @@
+"""Every string the UI shows, in German (default, formal "Sie") and English.
+
+Strings are Markdown written by us; anything from documents, file names or the model is inserted through
+:func:`ui.escaping.escape_markdown` or the sanitiser, never formatted in raw.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+UILanguage = Literal["de", "en"]
+LANGUAGES: tuple[UILanguage, ...] = ("de", "en")
+LANGUAGE_NAMES: dict[UILanguage, str] = {"de": "Deutsch", "en": "English"}
+
+TEXTS: dict[UILanguage, dict[str, str]] = {
+    "de": {
+        "page_title": "Hauswissen",
+        "title": "Hauswissen",
+        "tagline": "Fragen Sie Ihre Unternehmensdokumente. Jede Antwort nennt ihre Quellen; "
+        "alles läuft auf Ihren eigenen Servern.",
+        "language_label": "Sprache / Language",
+        "chat_placeholder": "Ihre Frage an die Dokumente …",
+        "welcome": "Stellen Sie eine Frage zu Ihren Dokumenten, zum Beispiel: "
+        "„Wie viele Urlaubstage stehen mir zu?“",
+        "new_chat": "Neuer Chat",
+        "searching": "Durchsuche die Dokumente …",
+        "starting": "Hauswissen wird gestartet …",
+        "status_header": "Wissensbasis",
+        "status_documents": "Dokumente",
+        "status_chunks": "Abschnitte",
+        "status_updated": "Stand: {when} (Version {generation})",
+        "status_never": "Noch nichts indexiert.",
+        "documents_list": "Dokumente ({count})",
+        "documents_more": "… und {count} weitere",
+        "refresh": "Aktualisieren",
+        "upload_header": "Dokumente hinzufügen",
+        "upload_label": "Dateien auswählen",
+        "upload_help": "Erlaubt: {types}. Höchstens {mb} MB je Datei. Die Dateien werden im Hintergrund "
+        "verarbeitet und sind danach für alle Nutzer durchsuchbar.",
+        "upload_submit": "Zur Wissensbasis hinzufügen",
+        "upload_none": "Bitte wählen Sie zuerst mindestens eine Datei aus.",
+        "upload_queued": "„{name}“ wurde angenommen und wird verarbeitet.",
+        "upload_rejected": "„{name}“ wurde abgelehnt: {reason}",
+        "jobs_header": "Ihre Uploads",
+        "job_queued": "wartet",
+        "job_parsing": "wird gelesen",
+        "job_embedding": "wird indexiert",
+        "job_committed": "bereit",
+        "job_skipped": "unverändert, bereits vorhanden",
+        "job_failed": "fehlgeschlagen",
+        "job_unknown": "unbekannt",
+        "job_reason": "Grund: {reason}",
+        "empty_title": "Noch keine Dokumente",
+        "empty_body": "Die Wissensbasis ist noch leer. Laden Sie links unter **Dokumente hinzufügen** "
+        "Dateien hoch (PDF, Word, PowerPoint, Excel, E-Mail, Text, HTML) oder bitten Sie Ihre "
+        "Administration, einen Ordner einzubinden (`hauswissen ingest`). Sobald die Verarbeitung "
+        "abgeschlossen ist, können Sie hier Fragen stellen.",
+        "sources_label": "Quellen: {cited} von {total} zitiert",
+        "closest_label": "Nächstliegende Fundstellen ({total})",
+        "no_sources": "Keine passenden Fundstellen in den Dokumenten, die Sie sehen dürfen.",
+        "cited": "zitiert",
+        "abstained": "Die Dokumente enthalten dazu keine belegte Antwort.",
+        "question_empty": "Bitte geben Sie eine Frage ein.",
+        "question_too_long": "Ihre Frage ist zu lang ({length} Zeichen). Bitte fassen Sie sie kürzer "
+        "(höchstens {limit} Zeichen).",
+        "user_error": "Das hat nicht geklappt: {reason}",
+        "backend_error": "Das Sprachmodell ist gerade nicht erreichbar oder ausgelastet. Bitte versuchen "
+        "Sie es in einem Moment erneut; hält das an, wenden Sie sich an Ihre Administration.",
+        "unexpected_error": "Es ist ein unerwarteter Fehler aufgetreten. Bitte versuchen Sie es erneut; "
+        "der Fehler wurde für die Administration protokolliert.",
+        "setup_error": "Hauswissen ist nicht vollständig eingerichtet: {reason}",
+        "index_error": "Die Wissensbasis kann gerade nicht gelesen werden. Der Fehler wurde für die "
+        "Administration protokolliert.",
+    },
+    "en": {
+        "page_title": "Hauswissen",
+        "title": "Hauswissen",
+        "tagline": "Ask your company's documents. Every answer names its sources; everything runs on "
+        "your own servers.",
+        "language_label": "Sprache / Language",
+        "chat_placeholder": "Your question about the documents …",
+        "welcome": "Ask a question about your documents, for example: "
+        "“How many days of holiday am I entitled to?”",
+        "new_chat": "New chat",
+        "searching": "Searching the documents …",
+        "starting": "Starting Hauswissen …",
+        "status_header": "Knowledge base",
+        "status_documents": "Documents",
+        "status_chunks": "Passages",
+        "status_updated": "Updated: {when} (version {generation})",
+        "status_never": "Nothing indexed yet.",
+        "documents_list": "Documents ({count})",
+        "documents_more": "… and {count} more",
+        "refresh": "Refresh",
+        "upload_header": "Add documents",
+        "upload_label": "Choose files",
+        "upload_help": "Allowed: {types}. At most {mb} MB per file. Files are processed in the "
+        "background and then become searchable for all users.",
+        "upload_submit": "Add to knowledge base",
+        "upload_none": "Please choose at least one file first.",
+        "upload_queued": "“{name}” was accepted and is being processed.",
+        "upload_rejected": "“{name}” was refused: {reason}",
+        "jobs_header": "Your uploads",
+        "job_queued": "waiting",
+        "job_parsing": "reading",
+        "job_embedding": "indexing",
+        "job_committed": "ready",
+        "job_skipped": "unchanged, already present",
+        "job_failed": "failed",
+        "job_unknown": "unknown",
+        "job_reason": "Reason: {reason}",
+        "empty_title": "No documents yet",
+        "empty_body": "The knowledge base is still empty. Upload files under **Add documents** on the "
+        "left (PDF, Word, PowerPoint, Excel, e-mail, text, HTML) or ask your administrator to add a "
+        "folder (`hauswissen ingest`). As soon as processing has finished you can ask questions here.",
+        "sources_label": "Sources: {cited} of {total} cited",
+        "closest_label": "Closest passages ({total})",
+        "no_sources": "No matching passages in the documents you may see.",
+        "cited": "cited",
+        "abstained": "The documents contain no supported answer to this.",
+        "question_empty": "Please enter a question.",
+        "question_too_long": "Your question is too long ({length} characters). Please shorten it "
+        "(at most {limit} characters).",
+        "user_error": "That did not work: {reason}",
+        "backend_error": "The language model is not reachable or busy right now. Please try again in a "
+        "moment; if this persists, contact your administrator.",
+        "unexpected_error": "An unexpected error occurred. Please try again; the error was logged for "
+        "your administrator.",
+        "setup_error": "Hauswissen is not fully set up: {reason}",
+        "index_error": "The knowledge base cannot be read right now. The error was logged for your "
+        "administrator.",
+    },
+}
+
+
+def translate(language: UILanguage, key: str, **values: object) -> str:
+    """The string ``key`` in ``language`` with ``values`` filled in (German when a key is missing)."""
+    template = TEXTS[language].get(key) or TEXTS["de"][key]
+    return template.format(**values) if values else template
+
+
+def format_number(value: float, language: UILanguage) -> str:
+    """1234 -> '1.234' (de) or '1,234' (en)."""
+    text = f"{value:,.0f}"
+    return text.replace(",", ".") if language == "de" else text
