@@ -1,0 +1,295 @@
+"""Parsing real sample files into elements with pages, headings and metadata."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from ingest.parsing import SUPPORTED_KINDS, ParsedDocument, parse_file
+from rag.errors import DocumentError
+
+SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "docs"
+PDF_SAMPLE = SAMPLES / "hinweisblatt-verbraucherinsolvenz.pdf"
+
+
+def _sample_names() -> list[str]:
+    return sorted(p.name for p in SAMPLES.iterdir() if p.suffix.lower() in SUPPORTED_KINDS)
+
+
+def _element_with(doc: ParsedDocument, phrase: str):
+    matches = [e for e in doc.elements if phrase in e.text]
+    assert matches, f"no element contains {phrase!r}"
+    return matches[0]
+
+
+@pytest.fixture(scope="module")
+def pdf_doc() -> ParsedDocument:
+    return parse_file(PDF_SAMPLE)
+
+
+def test_the_demo_corpus_covers_every_advertised_format() -> None:
+    kinds = {SUPPORTED_KINDS[Path(name).suffix.lower()] for name in _sample_names()}
+    assert {"pdf", "md", "docx", "xlsx", "csv", "html", "eml"} <= kinds
+
+
+@pytest.mark.parametrize("name", _sample_names())
+def test_every_sample_file_parses_into_non_empty_elements(name: str) -> None:
+    doc = parse_file(SAMPLES / name)
+
+    assert doc.kind == SUPPORTED_KINDS[Path(name).suffix.lower()]
+    assert doc.title.strip()
+    assert doc.elements
+    assert all(e.text == e.text.strip() and e.text for e in doc.elements)
+    assert {e.kind for e in doc.elements} <= {"title", "text", "list", "table", "code"}
+
+
+def test_pdf_elements_carry_their_exact_page(pdf_doc: ParsedDocument) -> None:
+    assert pdf_doc.page_label == "page"
+    assert {e.page for e in pdf_doc.elements} == set(range(1, 13))
+    assert _element_with(pdf_doc, "Die Abtretungserklärung müssen Sie eigenhändig unterschreiben").page == 3
+    assert _element_with(pdf_doc, "Anpassung der Zahlungen zu verlangen").page == 12
+
+
+def test_pdf_text_is_cleaned_of_hyphenation_marks_and_running_headers(pdf_doc: ParsedDocument) -> None:
+    text = "\n".join(e.text for e in pdf_doc.elements)
+
+    assert "\ufffe" not in text
+    assert "außergerichtlichen Einigungsversuchs" in text
+    assert "Seite 3 von 12" not in text
+    assert not any(ch < " " and ch != "\n" for ch in text)
+
+
+def test_pdf_headings_are_detected_and_used_as_title(pdf_doc: ParsedDocument) -> None:
+    titles = [e.text for e in pdf_doc.elements if e.kind == "title"]
+
+    assert pdf_doc.title.startswith("Hinweisblatt zu den Formularen für das Verbraucherinsolvenzverfahren")
+    assert "Anlage 3 (Abtretungserklärung nach § 287 Abs. 2 InsO)" in titles
+    element = _element_with(pdf_doc, "eigenhändig unterschreiben")
+    assert element.heading == "Anlage 3 (Abtretungserklärung nach § 287 Abs. 2 InsO)"
+
+
+def test_markdown_front_matter_gives_title_and_metadata_and_is_not_text() -> None:
+    doc = parse_file(SAMPLES / "burlg.md")
+
+    assert doc.title == "Mindesturlaubsgesetz für Arbeitnehmer"
+    assert doc.metadata["jurabk"] == "BUrlG"
+    assert not any("origslug" in e.text for e in doc.elements)
+    assert doc.elements[0].kind == "title"
+
+
+def test_markdown_headings_become_element_headings_and_list_numbers_stay() -> None:
+    doc = parse_file(SAMPLES / "burlg.md")
+    element = _element_with(doc, "mindestens 24 Werktage")
+    assert element.heading == "§ 3 Dauer des Urlaubs"
+    assert element.text == "(1) Der Urlaub beträgt jährlich mindestens 24 Werktage."
+
+    nachwg = parse_file(SAMPLES / "nachwg.md")
+    assert _element_with(nachwg, "Name und die Anschrift der Vertragsparteien").text.startswith("1. der Name")
+
+
+def test_markdown_without_front_matter_uses_first_heading_and_reads_tables(tmp_path: Path) -> None:
+    path = tmp_path / "notiz.md"
+    path.write_text(
+        "# Reisekosten\n\nSiehe [Richtlinie](https://intranet.example/rk) für **alle** Fälle.\n\n"
+        "| Ort | Pauschale |\n|---|---|\n| Inland | 28 € |\n\n```\ncode bleibt\n```\n",
+        encoding="utf-8",
+    )
+    doc = parse_file(path)
+
+    assert doc.title == "Reisekosten"
+    assert [e.kind for e in doc.elements] == ["title", "text", "table", "code"]
+    assert doc.elements[1].text == "Siehe Richtlinie für alle Fälle."
+    assert doc.elements[2].text == "Ort: Inland; Pauschale: 28 €"
+    assert all(e.heading == "Reisekosten" for e in doc.elements)
+
+
+def test_docx_word_headings_become_element_headings() -> None:
+    doc = parse_file(SAMPLES / "kschg-auszug.docx")
+
+    assert doc.title == "Kündigungsschutzgesetz (KSchG) – Auszug"
+    element = _element_with(doc, "innerhalb von drei Wochen nach Zugang der schriftlichen Kündigung")
+    assert element.heading == "§ 4 Anrufung des Arbeitsgerichts"
+    assert element.kind == "text"
+    assert "§ 1a Abfindungsanspruch bei betriebsbedingter Kündigung" in [
+        e.text for e in doc.elements if e.kind == "title"
+    ]
+
+
+def test_xlsx_rows_carry_sheet_number_and_header_labels() -> None:
+    doc = parse_file(SAMPLES / "mindestlohn.xlsx")
+
+    assert doc.page_label == "sheet"
+    assert doc.title == "Gesetzlicher Mindestlohn in Deutschland seit 2015"
+    rows = [e for e in doc.elements if e.kind == "table" and e.page == 1]
+    assert len(rows) == 11
+    assert all(e.heading == "Mindestlohn" for e in rows)
+    assert "Gültig ab: 2024-01-01; Mindestlohn je Zeitstunde (brutto, €): 12.41 €" in rows[9].text
+    text = " ".join(e.text for e in rows)
+    for wage in ("8.50", "8.84", "9.19", "9.35", "9.50", "9.60", "9.82", "10.45", "12.00", "12.41", "12.82"):
+        assert f": {wage} €" in text
+    assert _element_with(doc, "Rechtsverordnung verbindlich").page == 2
+
+
+def test_csv_with_semicolons_and_decimal_commas_keeps_its_columns() -> None:
+    doc = parse_file(SAMPLES / "mindestlohn.csv")
+
+    assert len(doc.elements) == 11
+    label = "Mindestlohn je Zeitstunde (brutto, €)"
+    assert doc.elements[0].text.startswith(f"Gültig ab: 01.01.2015; {label}: 8,50; Rechtsgrundlage: §")
+    assert doc.elements[-1].text.startswith(f"Gültig ab: 01.01.2025; {label}: 12,82;")
+
+
+def test_html_headings_become_element_headings() -> None:
+    doc = parse_file(SAMPLES / "tzbfg-befristung.html")
+
+    assert doc.title.startswith("Gesetz über Teilzeitarbeit und befristete Arbeitsverträge")
+    assert _element_with(doc, "bedarf zu ihrer Wirksamkeit der Schriftform").heading == (
+        "§ 14 Zulässigkeit der Befristung"
+    )
+
+
+def test_eml_headers_become_metadata_and_subject_the_title() -> None:
+    doc = parse_file(SAMPLES / "rundmail-urlaubsplanung-2025.eml")
+    subject = "Urlaubsplanung 2025: Bitte Urlaubswünsche bis 31. Januar eintragen"
+
+    assert doc.title == subject
+    assert doc.metadata["subject"] == subject
+    assert doc.metadata["from"] == "Personalabteilung <personal@beispiel-firma.example>"
+    assert doc.metadata["date"] == "2025-01-06T09:00:00+01:00"
+    assert "Fiktives Beispiel" in _element_with(doc, "Fiktives Beispiel").text
+    assert "(§ 7 Abs. 3 BUrlG)" in _element_with(doc, "31. März").text
+    assert not any(e.kind == "title" for e in doc.elements)
+
+
+def test_an_html_only_email_is_read_and_its_attachments_are_named(tmp_path: Path) -> None:
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["Subject"] = "Neue Reisekostenrichtlinie"
+    message["From"] = "buchhaltung@beispiel-firma.example"
+    message.set_content("<html><body><p>Die Pauschale beträgt <b>28 Euro</b>.</p></body></html>", subtype="html")
+    message.add_attachment(b"%PDF-1.4", maintype="application", subtype="pdf", filename="richtlinie.pdf")
+    path = tmp_path / "reisekosten.eml"
+    path.write_bytes(message.as_bytes())
+
+    doc = parse_file(path)
+
+    assert doc.title == "Neue Reisekostenrichtlinie"
+    assert doc.metadata["attachments"] == "richtlinie.pdf"
+    assert [e.text for e in doc.elements][-1] == "Die Pauschale beträgt 28 Euro."
+    assert doc.elements[0].text.startswith("Subject: Neue Reisekostenrichtlinie\nFrom: buchhaltung@")
+
+
+def test_pptx_slides_are_pages_and_slide_titles_headings(tmp_path: Path) -> None:
+    from pptx import Presentation
+
+    deck = Presentation()
+    first = deck.slides.add_slide(deck.slide_layouts[1])
+    first.shapes.title.text = "Urlaubsregeln"
+    first.placeholders[1].text = "Mindestens 24 Werktage\nWartezeit sechs Monate"
+    second = deck.slides.add_slide(deck.slide_layouts[1])
+    second.shapes.title.text = "Übertragung"
+    second.placeholders[1].text = "Übertragener Urlaub verfällt nach dem 31. März."
+    path = tmp_path / "urlaub.pptx"
+    deck.save(str(path))
+
+    doc = parse_file(path)
+
+    assert doc.page_label == "slide"
+    assert doc.title == "Urlaubsregeln"
+    assert [e.text for e in doc.elements if e.kind == "title"] == ["Urlaubsregeln", "Übertragung"]
+    bullet = _element_with(doc, "Wartezeit sechs Monate")
+    assert (bullet.page, bullet.heading, bullet.kind) == (1, "Urlaubsregeln", "list")
+    assert _element_with(doc, "31. März").page == 2
+
+
+def test_plain_text_in_windows_1252_is_decoded_into_paragraphs(tmp_path: Path) -> None:
+    path = tmp_path / "hinweis.txt"
+    path.write_bytes("Größere Änderungen\nbitte melden.\n\nZweiter Absatz.".encode("cp1252"))
+
+    doc = parse_file(path)
+
+    assert doc.title == "hinweis"
+    assert [e.text for e in doc.elements] == ["Größere Änderungen bitte melden.", "Zweiter Absatz."]
+
+
+def test_random_bytes_named_pdf_are_reported_as_a_damaged_pdf(tmp_path: Path) -> None:
+    path = tmp_path / "kaputt.pdf"
+    path.write_bytes(random.Random(7).randbytes(4096))
+
+    with pytest.raises(DocumentError) as caught:
+        parse_file(path)
+
+    assert caught.value.reason == "damaged PDF (it cannot be opened)"
+    assert caught.value.path == str(path)
+
+
+def test_random_bytes_named_docx_give_a_plain_reason(tmp_path: Path) -> None:
+    path = tmp_path / "kaputt.docx"
+    path.write_bytes(random.Random(8).randbytes(2048))
+
+    with pytest.raises(DocumentError) as caught:
+        parse_file(path)
+
+    assert caught.value.reason.startswith("damaged or unreadable DOCX file")
+    assert "Traceback" not in caught.value.reason
+
+
+@pytest.mark.parametrize("name", ["leer.pdf", "leer.md", "leer.docx"])
+def test_an_empty_file_is_refused_with_a_plain_reason(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"")
+
+    with pytest.raises(DocumentError, match="the file is empty"):
+        parse_file(path)
+
+
+def test_a_file_with_only_whitespace_has_no_text(tmp_path: Path) -> None:
+    path = tmp_path / "leer.txt"
+    path.write_text("\n  \n\t\n", encoding="utf-8")
+
+    with pytest.raises(DocumentError) as caught:
+        parse_file(path)
+
+    assert caught.value.reason == "no text found"
+
+
+def test_a_password_protected_pdf_is_refused(tmp_path: Path) -> None:
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    writer.add_blank_page(width=200, height=200)
+    writer.encrypt("geheim", algorithm="AES-256")
+    path = tmp_path / "geheim.pdf"
+    with path.open("wb") as fh:
+        writer.write(fh)
+
+    with pytest.raises(DocumentError) as caught:
+        parse_file(path)
+
+    assert caught.value.reason == "password-protected PDF"
+
+
+def test_a_pdf_without_text_layer_asks_for_ocr(tmp_path: Path) -> None:
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument.new()
+    pdf.new_page(595, 842).close()
+    path = tmp_path / "scan.pdf"
+    pdf.save(str(path))
+    pdf.close()
+
+    with pytest.raises(DocumentError) as caught:
+        parse_file(path)
+
+    assert caught.value.reason == "no text layer (scanned pages); OCR is not enabled"
+
+
+def test_an_unsupported_extension_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "alt.rtf"
+    path.write_text("{\\rtf1 Hallo}", encoding="ascii")
+
+    with pytest.raises(DocumentError, match=r"unsupported file type '\.rtf'"):
+        parse_file(path)
