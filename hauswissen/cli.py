@@ -177,8 +177,13 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    signal.signal(signal.SIGTERM, _interrupt)
     env = dict(os.environ)
     config = _config_path(args.config)
     if config is not None:

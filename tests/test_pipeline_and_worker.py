@@ -1,0 +1,116 @@
+"""Ingestion pipeline and worker with the hashing embedder: failures, skips, uploads, crash resume."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ingest.pipeline import Ingestor
+from ingest.worker import Worker
+from rag.config import Settings
+from rag.embedding import HashingEmbedder
+from rag.errors import IndexLockedError
+from rag.jobs import JobQueue
+from rag.service import Assistant
+from rag.store import IndexReader, IndexWriter
+from rag.uploads import accept_upload
+from tests.conftest import EXAMPLES
+
+
+@pytest.fixture
+def sources(settings: Settings) -> Path:
+    folder = settings.paths.sources[0]
+    folder.mkdir(parents=True)
+    for name in ("burlg.md", "mindestlohn.csv", "hinweisblatt-verbraucherinsolvenz.pdf"):
+        shutil.copy(EXAMPLES / name, folder / name)
+    return folder
+
+
+def _embedder(settings: Settings) -> HashingEmbedder:
+    return HashingEmbedder(settings.embedder.dimension)
+
+
+def test_a_broken_file_is_reported_and_does_not_stop_the_batch(settings: Settings, sources: Path) -> None:
+    (sources / "kaputt.pdf").write_bytes(b"%PDF-1.7\n this is not really a pdf")
+    (sources / "leer.txt").write_bytes(b"")
+    (sources / "bild.png").write_bytes(b"\x89PNG")  # unsupported types are ignored, not failed
+    report = Ingestor(settings, _embedder(settings)).ingest([sources])
+    assert sorted(Path(p).name for p in report.added) == [
+        "burlg.md", "hinweisblatt-verbraucherinsolvenz.pdf", "mindestlohn.csv",
+    ]
+    reasons = {Path(p).name: r for p, r in report.failed}
+    assert set(reasons) == {"kaputt.pdf", "leer.txt"}
+    assert "PDF" in reasons["kaputt.pdf"] and "Traceback" not in reasons["kaputt.pdf"]
+    assert "empty" in reasons["leer.txt"]
+
+
+def test_unchanged_files_are_skipped_even_when_touched(settings: Settings, sources: Path) -> None:
+    ingestor = Ingestor(settings, _embedder(settings))
+    first = ingestor.ingest([sources])
+    (sources / "burlg.md").touch()
+    second = ingestor.ingest([sources])
+    assert second.documents == 0
+    assert len(second.unchanged) == len(first.added)
+
+
+def test_renamed_folder_content_change_replaces_chunks(settings: Settings, sources: Path) -> None:
+    ingestor = Ingestor(settings, _embedder(settings))
+    ingestor.ingest([sources])
+    (sources / "burlg.md").write_text("# Neu\n\nDer Urlaub beträgt jetzt 30 Werktage.\n", encoding="utf-8")
+    report = ingestor.ingest([sources])
+    assert [Path(p).name for p in report.updated] == ["burlg.md"]
+    passages = Assistant(settings, embedder=_embedder(settings)).search("Urlaub Werktage", k=10)
+    texts = " ".join(p.text for p in passages if p.document == "burlg.md")
+    assert "30 Werktage" in texts and "24 Werktage" not in texts
+
+
+def test_ingest_refuses_while_another_writer_holds_the_index(settings: Settings, sources: Path) -> None:
+    embedder = _embedder(settings)
+    with IndexWriter(settings.index_dir, embedder.identity), pytest.raises(IndexLockedError):
+        Ingestor(settings, embedder).ingest([sources])
+
+
+def _upload(settings: Settings, queue: JobQueue, name: str, data: bytes) -> int:
+    return accept_upload(
+        data, name, uploads_dir=settings.uploads_dir, queue=queue,
+        allowed_extensions=settings.ingest.extensions, max_bytes=10_000_000,
+    )
+
+
+def test_worker_ingests_uploads_and_records_each_outcome(settings: Settings) -> None:
+    worker = Worker(settings, embedder=_embedder(settings))
+    queue = JobQueue(settings.state_path)
+    good = _upload(settings, queue, "../../Reisekosten<script>.md",
+                   b"# Reisekosten\n\nKilometergeld: 0,30 Euro je Kilometer.\n")
+    bad = _upload(settings, queue, "defekt.docx", b"PK\x03\x04 not really a docx")
+    assert worker.run_once(sync_every_s=3600)
+    good_job, bad_job = queue.get(good), queue.get(bad)
+    assert good_job is not None and good_job.state == "committed"
+    assert good_job.display_name == "Reisekosten_script_.md"
+    assert Path(good_job.path).resolve().is_relative_to(settings.uploads_dir.resolve())
+    assert bad_job is not None and bad_job.state == "failed" and bad_job.reason
+    reader = IndexReader(settings.index_dir, _embedder(settings).identity)
+    assert [Path(d.path).name for d in reader.documents()] == ["Reisekosten_script_.md"]
+
+
+def test_worker_resumes_jobs_a_crash_left_half_done(settings: Settings) -> None:
+    queue = JobQueue(settings.state_path)
+    job = _upload(settings, queue, "notiz.txt", "Die Kantine öffnet um 11:30 Uhr.".encode())
+    claimed = queue.claim_next()
+    assert claimed is not None and claimed.job_id == job  # a worker took it, then died
+    Worker(settings, embedder=_embedder(settings)).run_once(sync_every_s=3600)
+    done = queue.get(job)
+    assert done is not None and done.state == "committed"
+
+
+def test_worker_syncs_configured_folders(settings: Settings, sources: Path) -> None:
+    worker = Worker(settings, embedder=_embedder(settings))
+    worker.run_once(sync_every_s=0)
+    reader = IndexReader(settings.index_dir, _embedder(settings).identity)
+    assert reader.stats().documents == 3
+    (sources / "mindestlohn.csv").unlink()
+    worker.run_once(sync_every_s=0)
+    reader.refresh()
+    assert reader.stats().documents == 2
