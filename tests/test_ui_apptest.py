@@ -225,7 +225,7 @@ def test_question_the_service_refuses_shows_its_reason(indexed: Path) -> None:
     at = ask(start_app(), "\x00\x01\x02")
 
     (answer,) = assistant_messages(at)
-    assert answer.error[0].value.startswith("Das hat nicht geklappt: the question is empty")
+    assert "Bitte geben Sie eine Frage ein" in answer.error[0].value  # the library refusal, in German
 
 
 def test_unreachable_model_gets_a_friendly_message(indexed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -391,7 +391,7 @@ def test_upload_of_a_mislabelled_file_is_refused_with_its_reason(data_dir: Path)
     at = submit(start_app(), "<script>x</script>bericht.pdf", b"<html>kein PDF</html>")
 
     (error,) = at.sidebar.error
-    assert "wurde abgelehnt: the file is named \\.pdf but is not a PDF" in error.value
+    assert "wurde abgelehnt: der Inhalt passt nicht zur Endung \\.pdf" in error.value
     assert "<script" not in error.value
     assert JobQueue(data_dir / "state.sqlite").recent() == []
 
@@ -518,3 +518,19 @@ def test_quote_keeps_lines_and_cuts_long_passages() -> None:
     assert quote("Zeile 1\nZeile 2") == "> Zeile 1  \n> Zeile 2  "
     long = quote("a" * 2000, limit=100)
     assert long.startswith("> " + "a" * 100) and long.rstrip().endswith("…")
+
+
+def test_library_refusals_are_shown_in_the_users_language() -> None:
+    from rag.errors import InvalidInputError
+    from rag.uploads import accept_upload
+    from ui.i18n import error_text
+
+    try:
+        accept_upload(b"x" * 10, "gross.pdf", uploads_dir=Path("/nonexistent"), queue=None,  # type: ignore[arg-type]
+                      allowed_extensions=[".pdf"], max_bytes=5)
+    except InvalidInputError as e:
+        german = error_text("de", e.code, e.params, str(e))
+        english = error_text("en", e.code, e.params, str(e))
+    assert german == "die Datei ist zu groß (0.0 MB, höchstens 0 MB)"
+    assert english.startswith("the file is too large")
+    assert error_text("de", None, {}, "plain fallback") == "plain fallback"

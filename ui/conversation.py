@@ -18,7 +18,7 @@ import streamlit as st
 from rag.errors import BackendError, UserError
 from rag.service import Assistant
 from ui.escaping import escape_markdown
-from ui.i18n import UILanguage, translate
+from ui.i18n import UILanguage, error_text, translate
 from ui.sources import render_answer
 
 logger = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def _stream_answer(assistant: Assistant, question: str, language: UILanguage) ->
         st.write_stream(_escaped(itertools.chain([first], deltas)))
         return {"kind": "answer", "answer": stream.answer}
     except UserError as e:
-        return {"kind": "error", "key": "user_error", "reason": str(e)}
+        return {"kind": "error", "key": "user_error", "reason": error_text(language, e.code, e.params, str(e))}
     except BackendError as e:
         logger.warning("language model failed: %s", e)
         return {"kind": "error", "key": "backend_error"}

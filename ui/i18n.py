@@ -64,6 +64,10 @@ TEXTS: dict[UILanguage, dict[str, str]] = {
         "question_too_long": "Ihre Frage ist zu lang ({length} Zeichen). Bitte fassen Sie sie kürzer "
         "(höchstens {limit} Zeichen).",
         "user_error": "Das hat nicht geklappt: {reason}",
+        "err_upload_type": "Dateityp {ext} wird nicht unterstützt",
+        "err_upload_empty": "die Datei ist leer",
+        "err_upload_too_large": "die Datei ist zu groß ({size} MB, höchstens {limit} MB)",
+        "err_upload_mislabelled": "der Inhalt passt nicht zur Endung {ext}",
         "backend_error": "Das Sprachmodell ist gerade nicht erreichbar oder ausgelastet. Bitte versuchen "
         "Sie es in einem Moment erneut; hält das an, wenden Sie sich an Ihre Administration.",
         "unexpected_error": "Es ist ein unerwarteter Fehler aufgetreten. Bitte versuchen Sie es erneut; "
@@ -122,6 +126,10 @@ TEXTS: dict[UILanguage, dict[str, str]] = {
         "question_too_long": "Your question is too long ({length} characters). Please shorten it "
         "(at most {limit} characters).",
         "user_error": "That did not work: {reason}",
+        "err_upload_type": "file type {ext} is not supported",
+        "err_upload_empty": "the file is empty",
+        "err_upload_too_large": "the file is too large ({size} MB, at most {limit} MB)",
+        "err_upload_mislabelled": "the content does not match the extension {ext}",
         "backend_error": "The language model is not reachable or busy right now. Please try again in a "
         "moment; if this persists, contact your administrator.",
         "unexpected_error": "An unexpected error occurred. Please try again; the error was logged for "
@@ -137,6 +145,14 @@ def translate(language: UILanguage, key: str, **values: object) -> str:
     """The string ``key`` in ``language`` with ``values`` filled in (German when a key is missing)."""
     template = TEXTS[language].get(key) or TEXTS["de"][key]
     return template.format(**values) if values else template
+
+
+def error_text(language: UILanguage, code: str | None, params: dict[str, object], fallback: str) -> str:
+    """A user error in ``language`` when its code has a text here, else the library's own message."""
+    for key in (code, f"err_{code}") if code else ():
+        if key in TEXTS[language]:
+            return translate(language, key, **params)
+    return fallback
 
 
 def format_number(value: float, language: UILanguage) -> str:

@@ -14,7 +14,7 @@ from rag.documents import DocumentRecord
 from rag.jobs import ACTIVE
 from rag.service import Assistant
 from ui.escaping import escape_inline
-from ui.i18n import LANGUAGE_NAMES, LANGUAGES, UILanguage, format_number, translate
+from ui.i18n import LANGUAGE_NAMES, LANGUAGES, UILanguage, error_text, format_number, translate
 from ui.runtime import document_catalogue, shared_queue
 from ui.uploads import submit_upload, upload_limit_mb, upload_types
 
@@ -126,7 +126,8 @@ def render_upload(settings: Settings, access: Sequence[str], language: UILanguag
             _uploads().append({"name": outcome.name, "job_id": outcome.job_id})
         else:
             _uploads().append(
-                {"name": outcome.name, "reason": outcome.reason, "unexpected": outcome.unexpected}
+                {"name": outcome.name, "reason": outcome.reason, "unexpected": outcome.unexpected,
+                 "code": outcome.code, "params": outcome.params}
             )
 
 
@@ -158,7 +159,9 @@ def _jobs_fragment(settings: Settings, language: UILanguage, was_active: bool) -
             if entry.get("unexpected"):
                 st.error(f"{name}: {translate(language, 'unexpected_error')}", icon=":material/error:")
             else:
-                reason = escape_inline(entry.get("reason") or "")
+                reason = escape_inline(
+                    error_text(language, entry.get("code"), entry.get("params") or {}, entry.get("reason") or "")
+                )
                 message = translate(language, "upload_rejected", name=name, reason=reason)
                 st.error(message, icon=":material/block:")
             continue

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rag.config import Settings
 from rag.errors import InvalidInputError
@@ -30,6 +30,8 @@ class UploadOutcome:
     job_id: int | None = None
     reason: str | None = None
     unexpected: bool = False
+    code: str | None = None
+    params: dict[str, object] = field(default_factory=dict)
 
     @property
     def accepted(self) -> bool:
@@ -76,7 +78,7 @@ def submit_upload(
             access=access,
         )
     except InvalidInputError as e:
-        return UploadOutcome(name=name, reason=str(e))
+        return UploadOutcome(name=name, reason=str(e), code=e.code, params=e.params)
     except Exception:
         logger.exception("storing an upload failed (%d bytes)", len(data))
         return UploadOutcome(name=name, unexpected=True)
