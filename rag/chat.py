@@ -188,7 +188,8 @@ class LlamaCppChatModel(LocalChatModel):
     Attributes:
         model_path: The GGUF file.
         n_ctx: Context window in tokens.
-        n_threads: CPU threads for prompt reading and generation.
+        n_threads: CPU threads for generating tokens.
+        n_threads_batch: CPU threads for reading the prompt (0 = same as ``n_threads``).
         temperature: Sampling temperature.
         max_tokens: Upper bound on generated tokens.
     """
@@ -196,6 +197,7 @@ class LlamaCppChatModel(LocalChatModel):
     model_path: Path
     n_ctx: int = 4096
     n_threads: int = 1
+    n_threads_batch: int = 0
     temperature: float = 0.1
     max_tokens: int = 400
 
@@ -251,12 +253,12 @@ class LlamaCppChatModel(LocalChatModel):
                 "llama-cpp-python is not installed: pip install 'llama-cpp-python[server]==0.3.36'"
             ) from e
         try:
-            # n_threads_batch defaults to every core; busy-waiting threads then starve other processes.
+            # n_threads_batch would default to every core; set it explicitly from the settings.
             self._llama = Llama(
                 model_path=str(self.model_path),
                 n_ctx=self.n_ctx,
                 n_threads=self.n_threads,
-                n_threads_batch=self.n_threads,
+                n_threads_batch=self.n_threads_batch or self.n_threads,
                 verbose=False,
             )
         except (ValueError, RuntimeError, OSError) as e:
@@ -295,6 +297,7 @@ def _llamacpp(settings: LLMSettings, models_dir: Path) -> LlamaCppChatModel:
         model_path=Path(path),
         n_ctx=settings.n_ctx,
         n_threads=settings.n_threads,
+        n_threads_batch=settings.n_threads_batch,
         temperature=settings.temperature,
         max_tokens=settings.max_tokens,
         wait_timeout_s=settings.timeout_s,
