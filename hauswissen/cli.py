@@ -24,7 +24,7 @@ from rag.offline import enforce_offline_env
 
 enforce_offline_env()
 
-from rag.config import Settings, load_settings  # noqa: E402
+from rag.config import CONFIG_ENV, Settings, load_settings, resolve_config_path  # noqa: E402
 from rag.errors import BackendError, HauswissenError, UserError  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -32,13 +32,7 @@ log = logging.getLogger("hauswissen")
 
 
 def _config_path(arg: str | None) -> Path | None:
-    if arg:
-        return Path(arg)
-    env = os.environ.get("HAUSWISSEN_CONFIG")
-    if env:
-        return Path(env)
-    default = Path.cwd() / "config.yaml"
-    return default if default.is_file() else None
+    return resolve_config_path(arg, [Path.cwd(), REPO_ROOT])
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -187,25 +181,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     config = _config_path(args.config)
     if config is not None:
-        env["HAUSWISSEN_CONFIG"] = str(config.resolve())
+        env[CONFIG_ENV] = str(config)
     port = args.port or settings.ui.port
-    procs: list[subprocess.Popen[bytes]] = []
-    if not args.no_worker:
-        worker_cmd = [sys.executable, "-m", "hauswissen", "worker"]
-        procs.append(subprocess.Popen(worker_cmd, env=env))
+    worker_cmd = [sys.executable, "-m", "hauswissen", "worker"]
+    # Both children share one working directory, so relative defaults name the same data_dir.
+    worker = None if args.no_worker else subprocess.Popen(worker_cmd, env=env, cwd=REPO_ROOT)
+    restarts: list[float] = []
     ui_cmd = [
         sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "ui" / "app.py"),
         "--server.address", settings.ui.host, "--server.port", str(port),
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
     ]
-    procs.append(subprocess.Popen(ui_cmd, env=env, cwd=REPO_ROOT))
+    ui = subprocess.Popen(ui_cmd, env=env, cwd=REPO_ROOT)
     print(f"hauswissen: http://{settings.ui.host}:{port}  (Ctrl+C stops UI and worker)", flush=True)
     try:
-        while all(p.poll() is None for p in procs):
+        while ui.poll() is None:
+            if worker is not None and worker.poll() is not None:
+                # Keep the chat up when ingestion dies; restart the worker, but not in a tight loop.
+                restarts = [t for t in restarts if time.monotonic() - t < 300] + [time.monotonic()]
+                log.warning("the worker exited (%s); restarting it", worker.returncode)
+                time.sleep(min(60.0, 2.0 ** len(restarts)))
+                worker = subprocess.Popen(worker_cmd, env=env, cwd=REPO_ROOT)
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     finally:
+        procs = [p for p in (worker, ui) if p is not None]
         for p in procs:
             if p.poll() is None:
                 p.terminate()

@@ -169,6 +169,9 @@ class Ingestor:
         Raises:
             IndexLockedError: another process is writing the index.
         """
+        if not access:
+            raise ValueError("ingest needs at least one access token; unknown access must not mean public")
+        wanted_access = tuple(sorted(set(access)))
         started = time.perf_counter()
         report = IngestReport()
         files = list(dict.fromkeys(discover(paths, self.settings.ingest.extensions)))
@@ -189,18 +192,18 @@ class Ingestor:
                 try:
                     stat = path.stat()
                     old = known.get(key)
-                    if old is not None and old.size == stat.st_size and old.mtime == stat.st_mtime:
+                    same = old is not None and old.size == stat.st_size and old.mtime == stat.st_mtime
+                    sha = "" if same else file_sha256(path)
+                    if old is not None and (same or old.sha256 == sha):
+                        if old.access != wanted_access:
+                            writer.set_access(old.doc_id, wanted_access)
+                            report.updated.append(key)
+                            continue
                         report.unchanged.append(key)
                         if on_done:
                             on_done(path, "skipped", "unchanged")
                         continue
-                    sha = file_sha256(path)
-                    if old is not None and old.sha256 == sha:
-                        report.unchanged.append(key)
-                        if on_done:
-                            on_done(path, "skipped", "unchanged")
-                        continue
-                    n = self._ingest_file(writer, path, sha, access, None, on_stage)
+                    n = self._ingest_file(writer, path, sha, wanted_access, None, on_stage)
                 except DocumentError as e:
                     report.failed.append((key, e.reason))
                     if on_done:

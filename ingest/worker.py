@@ -14,7 +14,7 @@ from pathlib import Path
 from ingest.pipeline import Ingestor, IngestReport
 from rag.config import Settings
 from rag.embedding import Embedder, create_embedder
-from rag.errors import IndexLockedError
+from rag.errors import IndexLockedError, UserError
 from rag.jobs import Job, JobQueue
 
 log = logging.getLogger(__name__)
@@ -68,15 +68,26 @@ class Worker:
     def run_once(self, *, sync_every_s: float = 60.0) -> bool:
         """Handle every queued job, and sync folders when due; returns True if anything was done."""
         did_work = False
-        try:
-            while (job := self.queue.claim_next()) is not None:
+        while (job := self.queue.claim_next()) is not None:
+            did_work = True
+            try:
                 self.process_job(job)
-                did_work = True
-            if time.monotonic() - self._last_sync >= sync_every_s:
+            except IndexLockedError as e:
+                log.info("%s; job %d goes back to the queue", e, job.job_id)
+                self.queue.update(job.job_id, "queued")
+                return did_work
+            except UserError as e:
+                self.queue.update(job.job_id, "failed", str(e))
+            except Exception as e:  # the worker must outlive any one file or fault
+                log.exception("job %d failed", job.job_id)
+                self.queue.update(job.job_id, "failed", f"internal error: {type(e).__name__}")
+        if time.monotonic() - self._last_sync >= sync_every_s:
+            try:
                 self.sync_sources()
-        except IndexLockedError as e:
-            log.info("%s; retrying later", e)
-            self.queue.requeue_interrupted()
+            except IndexLockedError as e:
+                log.info("%s; syncing later", e)
+            except Exception:
+                log.exception("syncing the source folders failed; trying again later")
         return did_work
 
     def run_forever(self, stop: threading.Event | None = None) -> None:
@@ -85,5 +96,10 @@ class Worker:
         interval = self.settings.ingest.poll_interval_s
         log.info("worker started for %s", self.settings.paths.data_dir)
         while not stop.is_set():
-            if not self.run_once(sync_every_s=interval * 12):
+            try:
+                busy = self.run_once(sync_every_s=interval * 12)
+            except Exception:  # e.g. the job table is briefly unreadable: wait, then go on
+                log.exception("worker pass failed")
+                busy = False
+            if not busy:
                 stop.wait(interval)

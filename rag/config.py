@@ -8,7 +8,7 @@ Every key of ``config.yaml`` maps to a field here; unknown keys are an error. An
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from rag.errors import ConfigError
 
 ENV_PREFIX = "HAUSWISSEN__"
+# Secrets are taken from the environment verbatim: YAML would turn "abc #x" into "abc" and 123 into an int.
+_RAW_KEYS = frozenset({"api_key"})
 
 
 class _Section(BaseModel):
@@ -123,7 +125,13 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
             if not isinstance(child, dict):
                 raise ConfigError(f"{name}: {key} is not a section")
             node = child
-        node[keys[-1]] = yaml.safe_load(value) if value.strip() else ""
+        if keys[-1] in _RAW_KEYS:
+            node[keys[-1]] = value
+            continue
+        try:
+            node[keys[-1]] = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{name}: not a valid value") from e
 
 
 def _resolve_paths(settings: Settings, base: Path) -> Settings:
@@ -144,6 +152,24 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     if embedder.model_path is not None:
         embedder = embedder.model_copy(update={"model_path": absolute(embedder.model_path)})
     return settings.model_copy(update={"paths": paths, "llm": llm, "embedder": embedder})
+
+
+CONFIG_ENV = "HAUSWISSEN_CONFIG"
+
+
+def resolve_config_path(explicit: str | Path | None, search_dirs: Sequence[Path] = ()) -> Path | None:
+    """The config file to use: ``explicit``, else ``$HAUSWISSEN_CONFIG``, else the first
+    ``config.yaml`` in ``search_dirs``; None means built-in defaults. The result is absolute."""
+    if explicit:
+        return Path(explicit).resolve()
+    configured = os.environ.get(CONFIG_ENV, "").strip()
+    if configured:
+        return Path(configured).resolve()
+    for folder in search_dirs:
+        candidate = Path(folder) / "config.yaml"
+        if candidate.is_file():
+            return candidate.resolve()
+    return None
 
 
 def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:

@@ -9,6 +9,7 @@ llama.cpp can reuse their KV cache between questions.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
@@ -80,14 +81,22 @@ _EXAMPLE_QA = {
 _QUESTION = {"de": "Frage", "en": "Question"}
 _SOURCES = {"de": "Quellen", "en": "Sources"}
 
-_FENCE = re.compile(r"</?\s*source\b[^>]*>", re.IGNORECASE)
+# Anything that could read as a fence tag, after folding look-alike characters (full-width < etc.).
+_FENCE = re.compile(r"<\s*/?\s*source", re.IGNORECASE)
+_ATTRIBUTE_UNSAFE = str.maketrans({"<": "", ">": "", '"': "'", "\n": " ", "\r": " "})
+
+
+def _neutralise(text: str) -> str:
+    folded = unicodedata.normalize("NFKC", text)
+    return _FENCE.sub("‹source", folded)
 
 
 def _fence(n: int, document: str, where: str, text: str) -> str:
-    safe_text = _FENCE.sub("[source]", text)
-    safe_doc = _FENCE.sub("", document).replace('"', "'")
-    location = f' location="{where}"' if where else ""
-    return f'<source id="{n}" document="{safe_doc}"{location}>\n{safe_text}\n</source>'
+    """One source as data: attributes can't close the tag, the text can't close the fence."""
+    safe_doc = _neutralise(document).translate(_ATTRIBUTE_UNSAFE)
+    safe_where = _neutralise(where).translate(_ATTRIBUTE_UNSAFE)
+    location = f' location="{safe_where}"' if safe_where else ""
+    return f'<source id="{n}" document="{safe_doc}"{location}>\n{_neutralise(text)}\n</source>'
 
 
 def location_label(passage: Passage, language: Language) -> str:

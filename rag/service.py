@@ -100,12 +100,21 @@ class AnswerStream:
         self._answer: Answer | None = None
 
     def __iter__(self) -> Iterator[str]:
-        for delta in self._deltas:
-            if "first_token_s" not in self._timings:
-                self._timings["first_token_s"] = time.perf_counter() - self._started
-            self._parts.append(delta)
-            yield delta
+        try:
+            for delta in self._deltas:
+                if "first_token_s" not in self._timings:
+                    self._timings["first_token_s"] = time.perf_counter() - self._started
+                self._parts.append(delta)
+                yield delta
+        finally:
+            self.close()
         self._finish()
+
+    def close(self) -> None:
+        """Stop generating (frees the local model at once when a reader gives up early)."""
+        close = getattr(self._deltas, "close", None)
+        if close is not None:
+            close()
 
     def _finish(self) -> None:
         if self._answer is not None:

@@ -204,29 +204,44 @@ class IndexReader:
         return self._manifest.generation if self._manifest else 0
 
     def refresh(self) -> bool:
-        """Open the published generation if it changed; returns True when it switched."""
-        name = read_current(self.index_dir)
-        with self._lock:
+        """Open the published generation if it changed; returns True when it switched.
+
+        The new generation is loaded outside the lock, so searches go on meanwhile; if a writer published
+        again and pruned it while loading, the newer one is taken instead.
+        """
+        for attempt in range(3):
+            name = read_current(self.index_dir)
             if name == self._generation_name:
                 return False
             if name is None:
-                self._swap(None, None, _new_vector_index(self.identity.dimension), None)
+                with self._lock:
+                    self._swap(None, None, _new_vector_index(self.identity.dimension), None)
                 return True
-            gen_dir = self.index_dir / name
-            manifest = _load_manifest(gen_dir)
-            _check_embedder(manifest, self.identity, str(self.index_dir))
-            if self._verify:
-                for fname, digest in manifest.files.items():
-                    if _sha256(gen_dir / fname) != digest:
-                        raise IndexCorruptError(f"{name}/{fname}: checksum mismatch")
             try:
-                vectors = faiss.read_index(str(gen_dir / VECTORS))
-            except RuntimeError as e:
-                raise IndexCorruptError(f"{name}/{VECTORS}: {e}") from e
-            uri = f"file:{gen_dir / META}?mode=ro&immutable=1"
-            db = sqlite3.connect(uri, uri=True, check_same_thread=False)
-            self._swap(name, manifest, vectors, db)
+                manifest, vectors, db = self._load(name)
+            except (OSError, sqlite3.Error, IndexCorruptError):
+                if attempt < 2 and read_current(self.index_dir) != name:
+                    continue
+                raise
+            with self._lock:
+                self._swap(name, manifest, vectors, db)
             return True
+        return False
+
+    def _load(self, name: str) -> tuple[Manifest, Any, sqlite3.Connection]:
+        gen_dir = self.index_dir / name
+        manifest = _load_manifest(gen_dir)
+        _check_embedder(manifest, self.identity, str(self.index_dir))
+        if self._verify:
+            for fname, digest in manifest.files.items():
+                if _sha256(gen_dir / fname) != digest:
+                    raise IndexCorruptError(f"{name}/{fname}: checksum mismatch")
+        try:
+            vectors = faiss.read_index(str(gen_dir / VECTORS))
+        except RuntimeError as e:
+            raise IndexCorruptError(f"{name}/{VECTORS}: {e}") from e
+        uri = f"file:{gen_dir / META}?mode=ro&immutable=1"
+        return manifest, vectors, sqlite3.connect(uri, uri=True, check_same_thread=False)
 
     def _swap(
         self,
@@ -408,11 +423,16 @@ class IndexWriter:
             raise IndexLockedError(
                 f"index locked: another hauswissen process is writing {self.index_dir}"
             ) from e
-        self.recover()
+        try:
+            self.recover()
+            current = read_current(self.index_dir)
+            self._base_generation = _load_manifest(self.index_dir / current).generation if current else 0
+        except BaseException:
+            self._lock_fh.close()
+            raise
         self._staging: Path | None = None
         self._db: sqlite3.Connection | None = None
         self._vectors: Any | None = None
-        self._base_generation = 0
         self._dirty = False
 
     def __enter__(self) -> IndexWriter:
@@ -467,8 +487,20 @@ class IndexWriter:
         return {r[0]: r[1] for r in db.execute("SELECT path, sha256 FROM documents")}
 
     def documents(self) -> list[DocumentRecord]:
-        db, _ = self._begin()
-        return _read_documents(db)
+        """Documents including pending changes; reads the published generation until a change starts,
+        so a sync that finds nothing to do never copies the index."""
+        if self._db is not None:
+            return _read_documents(self._db)
+        current = read_current(self.index_dir)
+        if current is None:
+            return []
+        gen_dir = self.index_dir / current
+        _check_embedder(_load_manifest(gen_dir), self.identity, str(self.index_dir))
+        db = sqlite3.connect(f"file:{gen_dir / META}?mode=ro&immutable=1", uri=True)
+        try:
+            return _read_documents(db)
+        finally:
+            db.close()
 
     def upsert_document(
         self, record: DocumentRecord, chunks: Sequence[ChunkDraft], vectors: np.ndarray
@@ -492,7 +524,9 @@ class IndexWriter:
             ),
         )
         ids = []
-        access = record.access or ("public",)
+        access = record.access
+        if not access:
+            raise ValueError(f"{record.path}: no access tokens; unknown access must not default to public")
         for ordinal, chunk in enumerate(chunks):
             cur = db.execute(
                 "INSERT INTO chunks (doc_id, ordinal, text, start, end, page, page_end, section) "
@@ -516,6 +550,18 @@ class IndexWriter:
             index.add_with_ids(vectors, np.array(ids, dtype=np.int64))
         self._dirty = True
         return ids
+
+    def set_access(self, doc_id: str, access: Sequence[str]) -> None:
+        """Replace the access tokens of every chunk of a document (no re-embedding)."""
+        if not access:
+            raise ValueError(f"{doc_id}: no access tokens")
+        db, _ = self._begin()
+        ids = [r[0] for r in db.execute("SELECT chunk_id FROM chunks WHERE doc_id = ?", (doc_id,))]
+        db.executemany("DELETE FROM chunk_access WHERE chunk_id = ?", [(i,) for i in ids])
+        db.executemany(
+            "INSERT INTO chunk_access (chunk_id, token) VALUES (?, ?)", [(i, t) for i in ids for t in access]
+        )
+        self._dirty = True
 
     def delete_document(self, doc_id: str) -> bool:
         """Remove a document and its chunks; returns False if it was not indexed."""

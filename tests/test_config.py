@@ -94,3 +94,15 @@ def test_config_yaml_documents_every_setting_with_its_default() -> None:
             while not lines[j].lstrip().startswith("#"):
                 j -= 1
             assert lines[j].startswith("  "), f"setting without comment: {line.strip()}"
+
+
+def test_secrets_from_the_environment_are_taken_verbatim() -> None:
+    for secret in ["sk-abc #tail", "12345678", "on", "!secret", "[a"]:
+        settings = load_settings(None, env={"HAUSWISSEN__LLM__API_KEY": secret})
+        assert settings.llm.api_key.get_secret_value() == secret
+
+
+def test_unparsable_environment_values_are_config_errors_without_the_value() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(None, env={"HAUSWISSEN__RETRIEVAL__TOP_K": "[unclosed-secretvalue"})
+    assert "secretvalue" not in str(info.value)

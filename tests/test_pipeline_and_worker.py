@@ -114,3 +114,49 @@ def test_worker_syncs_configured_folders(settings: Settings, sources: Path) -> N
     worker.run_once(sync_every_s=0)
     reader.refresh()
     assert reader.stats().documents == 2
+
+
+def test_changing_a_files_access_takes_effect_without_a_content_change(settings: Settings, sources: Path) -> None:
+    ingestor = Ingestor(settings, _embedder(settings))
+    ingestor.ingest([sources], access=["public"])
+    assistant = Assistant(settings, embedder=_embedder(settings))
+    assert any(p.document == "burlg.md" for p in assistant.search("Urlaub Werktage", ["public"], k=10))
+    report = ingestor.ingest([sources], access=["group:hr"])
+    assert len(report.updated) == 3 and report.chunks == 0  # no re-embedding
+    assert assistant.search("Urlaub Werktage", ["public"], k=10) == []
+    assert any(p.document == "burlg.md" for p in assistant.search("Urlaub Werktage", ["group:hr"], k=10))
+
+
+def test_empty_access_is_refused_rather_than_made_public(settings: Settings, sources: Path) -> None:
+    with pytest.raises(ValueError, match="access"):
+        Ingestor(settings, _embedder(settings)).ingest([sources], access=[])
+
+
+def test_a_sync_that_finds_nothing_new_does_not_copy_the_index(settings: Settings, sources: Path) -> None:
+    ingestor = Ingestor(settings, _embedder(settings))
+    first = ingestor.ingest([sources])
+    again = ingestor.ingest([sources])
+    assert again.generation == first.generation
+    assert not [p for p in settings.index_dir.iterdir() if p.name.startswith("staging-")]
+    assert len([p for p in settings.index_dir.iterdir() if p.name.startswith("gen-")]) == 1
+
+
+def test_the_worker_survives_a_fault_in_one_job(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    worker = Worker(settings, embedder=_embedder(settings))
+    queue = JobQueue(settings.state_path)
+    first = _upload(settings, queue, "a.txt", "Erste Notiz über die Kantine.".encode())
+    second = _upload(settings, queue, "b.txt", "Zweite Notiz über den Parkplatz.".encode())
+    calls = []
+    real = worker.ingestor.ingest
+
+    def flaky(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(worker.ingestor, "ingest", flaky)
+    worker.run_once(sync_every_s=3600)
+    a, b = queue.get(first), queue.get(second)
+    assert a is not None and a.state == "failed" and a.reason == "internal error: OSError"
+    assert b is not None and b.state == "committed"

@@ -166,3 +166,45 @@ def test_empty_index_answers_with_nothing(tmp_path: Path, embedder: HashingEmbed
 def test_no_pickle_files_are_written(index_dir: Path) -> None:
     names = {p.suffix for p in index_dir.rglob("*") if p.is_file()}
     assert names <= {"", ".faiss", ".sqlite", ".json"}
+
+
+def test_readers_keep_answering_while_a_writer_publishes_generations(
+    index_dir: Path, embedder: HashingEmbedder
+) -> None:
+    import threading
+
+    reader = IndexReader(index_dir, embedder.identity)
+    query = embedder.embed(["Urlaub Werktage"], "query")[0]
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def search_loop() -> None:
+        while not stop.is_set():
+            try:
+                reader.refresh()
+                hits = reader.search_dense(query, 3, ["public"])
+                reader.passages([i for i, _ in hits], ["public"])
+                reader.search_keyword("Urlaub", 3, ["public"])
+            except BaseException as e:
+                errors.append(e)
+                return
+
+    threads = [threading.Thread(target=search_loop) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(15):
+            with IndexWriter(index_dir, embedder.identity) as writer:
+                text = f"Notiz {i}: Urlaub wird schriftlich beantragt."
+                writer.upsert_document(
+                    DocumentRecord(f"n{i}", f"/docs/n{i}.md", "Notiz", f"s{i}", "md"),
+                    [ChunkDraft(text, 0, len(text))], embedder.embed([text], "passage"),
+                )
+                writer.commit()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=30)
+    assert errors == []
+    reader.refresh()
+    assert reader.stats().documents == 3 + 15

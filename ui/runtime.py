@@ -7,28 +7,22 @@ uploads live in ``st.session_state``.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import streamlit as st
 
-from rag.config import Settings, load_settings
+from rag.config import Settings, load_settings, resolve_config_path
 from rag.documents import DocumentRecord
 from rag.jobs import JobQueue
 from rag.service import Assistant
 from rag.store import IndexReader
 
-CONFIG_ENV = "HAUSWISSEN_CONFIG"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def config_path() -> Path | None:
     """``$HAUSWISSEN_CONFIG``, else ``config.yaml`` in the repository root if it exists, else None."""
-    configured = os.environ.get(CONFIG_ENV, "").strip()
-    if configured:
-        return Path(configured)
-    default = REPO_ROOT / "config.yaml"
-    return default if default.is_file() else None
+    return resolve_config_path(None, [REPO_ROOT])
 
 
 def read_settings() -> Settings:
