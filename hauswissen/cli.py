@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -76,9 +77,17 @@ def _print_sources(answer_dict: dict[str, object]) -> None:
         page = f", {s['page_label']} {s['page']}" if s["page"] is not None else ""
         section = f", {s['section']}" if s["section"] else ""
         mark = "*" if s["cited"] else " "
-        print(f" {mark}[{s['n']}] {s['document']}{page}{section}")
-        excerpt = " ".join(str(s["text"]).split())
+        print(_terminal_safe(f" {mark}[{s['n']}] {s['document']}{page}{section}"))
+        excerpt = _terminal_safe(" ".join(str(s["text"]).split()))
         print(textwrap.indent(textwrap.fill(excerpt[:400] + ("…" if len(excerpt) > 400 else ""), 96), "      "))
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _terminal_safe(text: str) -> str:
+    """Model output without control characters (no escape sequences reach the terminal)."""
+    return _CONTROL.sub("", text)
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -92,7 +101,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return 0
     for delta in stream:
-        print(delta, end="", flush=True)
+        print(_terminal_safe(delta), end="", flush=True)
     answer = stream.answer
     print()
     _print_sources(answer.to_dict())
@@ -116,7 +125,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     stats = reader.stats()
     docs = reader.documents()
     counts = JobQueue(settings.state_path).counts() if settings.state_path.exists() else {}
-    llm_path = settings.llm.model_path or (settings.paths.models_dir / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")
+    from rag.models import default_llm_path
+
+    llm_path = settings.llm.model_path or default_llm_path(settings.paths.models_dir)
     info = {
         "data_dir": str(settings.paths.data_dir),
         "documents": stats.documents,

@@ -81,11 +81,12 @@ class _Parsed:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
-def parse_file(path: Path) -> ParsedDocument:
+def parse_file(path: Path, *, max_pdf_pages: int | None = None) -> ParsedDocument:
     """Extract the text of ``path`` as elements in reading order.
 
     Args:
         path: A file whose extension is a key of :data:`SUPPORTED_KINDS`.
+        max_pdf_pages: Refuse PDFs with more pages than this (None: no limit).
 
     Returns:
         The parsed document; its ``title`` falls back to the file stem.
@@ -101,6 +102,8 @@ def parse_file(path: Path) -> ParsedDocument:
     try:
         if path.stat().st_size == 0:
             raise DocumentError(str(path), "the file is empty")
+        if kind == "pdf" and max_pdf_pages is not None:
+            _check_pdf_pages(path, max_pdf_pages)
         parsed = _PARSERS[kind](path)
     except DocumentError:
         raise
@@ -266,6 +269,20 @@ class _PdfLine:
     # Length of the last physical line: pdfium joins a hyphenated word's two lines into one.
     tail: int
     joined: bool
+
+
+def _check_pdf_pages(path: Path, limit: int) -> None:
+    import pypdfium2 as pdfium
+
+    try:
+        pdf = pdfium.PdfDocument(str(path))
+    except pdfium.PdfiumError:
+        return  # the parser reports damaged and encrypted files with their own reason
+    try:
+        if len(pdf) > limit:
+            raise DocumentError(str(path), f"too many pages: {len(pdf)} > {limit}")
+    finally:
+        pdf.close()
 
 
 def _parse_pdf(path: Path) -> _Parsed:

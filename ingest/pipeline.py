@@ -123,7 +123,7 @@ class Ingestor:
         self._check_size(path, stat.st_size)
         if on_stage:
             on_stage(path, "parsing")
-        parsed = parse_file(path)
+        parsed = parse_file(path, max_pdf_pages=self.settings.ingest.max_pdf_pages)
         _, chunks = chunk_document(
             parsed,
             self.embedder.count_tokens,

@@ -29,9 +29,13 @@ def safe_filename(name: str, max_length: int = 120) -> str:
     if not base:
         base = "upload"
     stem, dot, ext = base.rpartition(".")
-    if dot and len(ext) <= 8:
-        return stem[: max_length - len(ext) - 1] + "." + ext.lower()
-    return base[:max_length]
+    if not (dot and len(ext) <= 8):
+        stem, ext = base, ""
+    suffix = "." + ext.lower() if ext else ""
+    # File systems limit names in bytes (255), not characters: cap the UTF-8 length.
+    budget = max_length - len(suffix.encode())
+    stem = stem.encode()[:budget].decode(errors="ignore") or "upload"
+    return stem + suffix
 
 
 def check_content_type(data: bytes, extension: str) -> None:

@@ -160,3 +160,12 @@ def test_the_worker_survives_a_fault_in_one_job(settings: Settings, monkeypatch:
     a, b = queue.get(first), queue.get(second)
     assert a is not None and a.state == "failed" and a.reason == "internal error: OSError"
     assert b is not None and b.state == "committed"
+
+
+def test_pdfs_over_the_page_cap_are_refused(settings_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings = settings_factory(INGEST__MAX_PDF_PAGES="5")
+    folder = tmp_path / "pdfs"
+    folder.mkdir()
+    shutil.copy(EXAMPLES / "hinweisblatt-verbraucherinsolvenz.pdf", folder / "lang.pdf")
+    report = Ingestor(settings, _embedder(settings)).ingest([folder])
+    assert report.failed == [(str((folder / "lang.pdf").resolve()), "too many pages: 12 > 5")]

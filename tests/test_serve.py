@@ -37,9 +37,10 @@ def test_serve_runs_ui_and_worker_and_stops_both(tmp_path: Path) -> None:
     }))
     settings = load_settings(config, env={})
     port = _free_port()
+    log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "hauswissen", "--config", str(config), "serve", "--port", str(port)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 120
@@ -50,7 +51,7 @@ def test_serve_runs_ui_and_worker_and_stops_both(tmp_path: Path) -> None:
                         break
             except OSError:
                 pass
-            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            assert proc.poll() is None, (tmp_path / "serve.log").read_text(errors="replace")
             assert time.monotonic() < deadline, "UI did not come up"
             time.sleep(0.5)
         queue = JobQueue(settings.state_path)
@@ -69,5 +70,7 @@ def test_serve_runs_ui_and_worker_and_stops_both(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             raise
+        finally:
+            log.close()
     leftover = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True)
     assert leftover.stdout.strip() == "", "UI or worker still running after serve stopped"

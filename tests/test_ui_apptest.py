@@ -534,3 +534,10 @@ def test_library_refusals_are_shown_in_the_users_language() -> None:
     assert german == "die Datei ist zu groß (0.0 MB, höchstens 0 MB)"
     assert english.startswith("the file is too large")
     assert error_text("de", None, {}, "plain fallback") == "plain fallback"
+
+
+def test_long_multibyte_upload_names_fit_the_file_system() -> None:
+    from rag.uploads import safe_filename
+
+    name = safe_filename("𝔸" * 300 + ".pdf")
+    assert name.endswith(".pdf") and len(name.encode()) <= 120
