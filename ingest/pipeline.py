@@ -22,6 +22,7 @@ from rag.config import Settings
 from rag.documents import DocumentRecord
 from rag.embedding import Embedder
 from rag.errors import DocumentError
+from rag.files import sha256_file
 from rag.store import IndexWriter
 
 log = logging.getLogger(__name__)
@@ -57,14 +58,6 @@ class IngestReport:
             "seconds": round(self.seconds, 2),
             "generation": self.generation,
         }
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def document_id(path: Path) -> str:
@@ -193,7 +186,7 @@ class Ingestor:
                     stat = path.stat()
                     old = known.get(key)
                     same = old is not None and old.size == stat.st_size and old.mtime == stat.st_mtime
-                    sha = "" if same else file_sha256(path)
+                    sha = "" if same else sha256_file(path)
                     if old is not None and (same or old.sha256 == sha):
                         if old.access != wanted_access:
                             writer.set_access(old.doc_id, wanted_access)

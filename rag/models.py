@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rag.errors import ModelNotFoundError
+from rag.files import fsync_dir, sha256_file
 
 PartLocator = Callable[[int], Path | None]
 """Returns the file of slice ``n`` (1-based), or ``None`` when its package is not installed."""
@@ -134,25 +135,6 @@ def _write_stamp(target: Path, model: SplitModel) -> None:
     os.replace(tmp, stamp)
 
 
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(_CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _locate_parts(model: SplitModel) -> list[Path]:
     found = {n: model.locate_part(n) for n in range(1, model.part_count + 1)}
     missing = [n for n, path in found.items() if path is None]
@@ -187,7 +169,7 @@ def assemble_split_model(model: SplitModel, models_dir: Path) -> Path:
     if target.is_file():
         if _stamp_matches(target, model):
             return target
-        if target.stat().st_size == model.size and _sha256_of(target) == model.sha256:
+        if target.stat().st_size == model.size and sha256_file(target) == model.sha256:
             _write_stamp(target, model)
             return target
 
@@ -228,7 +210,7 @@ def assemble_split_model(model: SplitModel, models_dir: Path) -> Path:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(models_dir)
+    fsync_dir(models_dir)
     _write_stamp(target, model)
     return target
 

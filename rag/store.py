@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -38,6 +37,7 @@ import numpy as np
 from rag.documents import ChunkDraft, DocumentRecord, Passage
 from rag.embedding import EmbedderIdentity
 from rag.errors import IndexCorruptError, IndexLockedError, IndexMismatchError
+from rag.files import fsync_dir, fsync_file, sha256_file, write_text_atomic
 from rag.text import keyword_document, keyword_query
 
 CURRENT = "CURRENT"
@@ -108,40 +108,6 @@ class IndexStats:
     chunks: int
     created: float | None
     embedder: dict[str, Any] | None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_atomic(path: Path, data: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 def _new_vector_index(dimension: int) -> Any:
@@ -234,7 +200,7 @@ class IndexReader:
         _check_embedder(manifest, self.identity, str(self.index_dir))
         if self._verify:
             for fname, digest in manifest.files.items():
-                if _sha256(gen_dir / fname) != digest:
+                if sha256_file(gen_dir / fname) != digest:
                     raise IndexCorruptError(f"{name}/{fname}: checksum mismatch")
         try:
             vectors = faiss.read_index(str(gen_dir / VECTORS))
@@ -605,7 +571,7 @@ class IndexWriter:
         self._db = None
         faiss.write_index(vectors, str(staging / VECTORS))
         for name in (META, VECTORS):
-            _fsync_file(staging / name)
+            fsync_file(staging / name)
         generation = max(self._base_generation, self._latest_generation()) + 1
         manifest = Manifest(
             generation=generation,
@@ -613,13 +579,13 @@ class IndexWriter:
             documents=int(n_docs),
             chunks=int(n_chunks),
             created=time.time(),
-            files={name: _sha256(staging / name) for name in (META, VECTORS)},
+            files={name: sha256_file(staging / name) for name in (META, VECTORS)},
         )
-        _write_atomic(staging / MANIFEST, manifest.to_json())
+        write_text_atomic(staging / MANIFEST, manifest.to_json())
         gen_name = f"gen-{generation:06d}"
         os.rename(staging, self.index_dir / gen_name)
-        _fsync_dir(self.index_dir)
-        _write_atomic(self.index_dir / CURRENT, gen_name + "\n")
+        fsync_dir(self.index_dir)
+        write_text_atomic(self.index_dir / CURRENT, gen_name + "\n")
         self._staging, self._vectors, self._dirty = None, None, False
         self._base_generation = generation
         self._prune(keep=gen_name)

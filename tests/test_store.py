@@ -74,7 +74,7 @@ def test_a_crash_before_the_pointer_moves_leaves_the_old_generation(
     def crash(*_: object) -> None:
         raise OSError("simulated crash before CURRENT is replaced")
 
-    monkeypatch.setattr("rag.store._write_atomic", crash)
+    monkeypatch.setattr("rag.store.write_text_atomic", crash)
     with pytest.raises(OSError):
         writer.commit()
     writer.close()
