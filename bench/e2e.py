@@ -37,8 +37,8 @@ QUESTIONS = [
 ]
 
 
-def _row(*cells: object) -> str:
-    return " | ".join(f"{c:>14}" if not isinstance(c, str) else f"{c:<34}" for c in cells)
+def _row(label: str, *cells: object) -> str:
+    return " | ".join([f"{label:<36}", *(f"{c!s:>14}" for c in cells)])
 
 
 def main() -> int:
