@@ -181,7 +181,7 @@ def test_upload_through_the_browser_queues_or_refuses(page: Page, server: Server
     sidebar = page.locator('[data-testid="stSidebar"]')
     expect(sidebar.get_by_text(de["jobs_header"], exact=True)).to_be_visible()
     expect(sidebar).to_contain_text("kantine.txt: wartet")
-    expect(sidebar).to_contain_text("„bericht.pdf“ wurde abgelehnt: the file is named .pdf but is not a PDF")
+    expect(sidebar).to_contain_text("„bericht.pdf“ wurde abgelehnt: der Inhalt passt nicht zur Endung .pdf")
     queue = JobQueue(server.data_dir / "state.sqlite")
     try:
         (job,) = queue.recent()
