@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from rag.text import keyword_terms
 
 # [1], [1, 2], [1,2,3], [Quelle 1], [source 2]; not markdown links ([text](url)).
 _MARKER = re.compile(r"\[(?:(?:quelle|source|q)\s*)?(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\](?!\()", re.IGNORECASE)
@@ -39,3 +42,36 @@ def parse_citations(text: str, n_sources: int) -> CitedAnswer:
     cleaned = _MARKER.sub(rewrite, text)
     cleaned = re.sub(r"[ \t]+([.,;:!?])", r"\1", cleaned)
     return CitedAnswer(text=cleaned.strip(), cited=cited, dropped=dropped)
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-ZÄÖÜ0-9(„\"])")
+_HAS_MARKER = re.compile(r"\[\d{1,3}\]")
+
+
+def attribute_uncited(text: str, sources: Sequence[str], *, min_coverage: float = 0.6) -> tuple[str, list[int]]:
+    """Add ``[n]`` to sentences that state something without a marker, when one source holds most of
+    their words (small models often copy a source's sentence and forget to cite it).
+
+    Returns the text and the numbers it added. A sentence no source covers stays unmarked: it is not
+    supported by the sources, and the reader should see that.
+    """
+    source_terms = [set(keyword_terms(s)) for s in sources]
+    added: list[int] = []
+    out = []
+    for sentence in _SENTENCE_END.split(text):
+        terms = set(keyword_terms(sentence, drop_stop_words=True))
+        if _HAS_MARKER.search(sentence) or len(terms) < 3:
+            out.append(sentence)
+            continue
+        coverage = [len(terms & st) / len(terms) for st in source_terms]
+        best = max(range(len(coverage)), key=coverage.__getitem__, default=None)
+        if best is None or coverage[best] < min_coverage:
+            out.append(sentence)
+            continue
+        n = best + 1
+        stripped = sentence.rstrip()
+        end = len(stripped) - 1 if stripped[-1:] in ".!?" else len(stripped)
+        out.append(f"{stripped[:end]} [{n}]{stripped[end:]}")
+        if n not in added:
+            added.append(n)
+    return " ".join(out), added

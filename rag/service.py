@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rag.citations import parse_citations
+from rag.citations import attribute_uncited, parse_citations
 from rag.config import Settings
 from rag.documents import Passage
 from rag.embedding import Embedder, create_embedder
@@ -123,11 +123,15 @@ class AnswerStream:
         raw = "".join(self._parts).strip()
         parsed = parse_citations(raw, len(self.sources))
         abstained = not self.sources or _is_refusal(parsed.text)
+        text, cited = parsed.text, parsed.cited
+        if not abstained:
+            text, added = attribute_uncited(text, [p.text for p in self.sources])
+            cited = sorted(set(cited) | set(added), key=lambda n: text.index(f"[{n}]"))
         self._answer = Answer(
             question=self.question,
-            text=parsed.text or NOT_FOUND[self.language],
+            text=text or NOT_FOUND[self.language],
             sources=self.sources,
-            cited=[] if abstained else parsed.cited,
+            cited=[] if abstained else cited,
             language=self.language,
             abstained=abstained,
             timings=self._timings,

@@ -51,3 +51,20 @@ def test_language_of_questions() -> None:
     assert detect_language("Wie viele Urlaubstage habe ich?") == "de"
     assert detect_language("How many days of leave do I get?") == "en"
     assert detect_language("Mindestlohn 2024", default="de") == "de"
+
+
+def test_sentences_copied_from_a_source_without_a_marker_get_its_number() -> None:
+    from rag.citations import attribute_uncited
+
+    sources = [
+        "Die werktägliche Arbeitszeit darf acht Stunden nicht überschreiten.",
+        "Der gesetzliche Mindesturlaub beträgt 24 Werktage im Jahr bei einer Sechs-Tage-Woche.",
+    ]
+    text, added = attribute_uncited(
+        "Der gesetzliche Mindesturlaub beträgt 24 Werktage im Jahr. Das steht schon in [1]. "
+        "Außerdem gibt es Weihnachtsgeld für alle Mitarbeitenden.",
+        sources,
+    )
+    assert added == [2]
+    assert text.startswith("Der gesetzliche Mindesturlaub beträgt 24 Werktage im Jahr [2].")
+    assert text.endswith("Außerdem gibt es Weihnachtsgeld für alle Mitarbeitenden.")  # unsupported: no marker
