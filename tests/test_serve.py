@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,15 +15,9 @@ import yaml
 from rag.config import load_settings
 from rag.jobs import JobQueue
 from rag.uploads import accept_upload
-from tests.conftest import REPO
+from tests.conftest import REPO, free_port
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_serve_runs_ui_and_worker_and_stops_both(tmp_path: Path) -> None:
@@ -36,7 +29,7 @@ def test_serve_runs_ui_and_worker_and_stops_both(tmp_path: Path) -> None:
         "ingest": {"poll_interval_s": 0.5},
     }))
     settings = load_settings(config, env={})
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "hauswissen", "--config", str(config), "serve", "--port", str(port)],

@@ -127,7 +127,7 @@ def test_index_from_another_embedder_refuses_to_open(index_dir: Path) -> None:
     with pytest.raises(IndexMismatchError, match="built with embedder hashing"):
         IndexReader(index_dir, other)
     with pytest.raises(IndexMismatchError):
-        IndexWriter(index_dir, other).document_hashes()
+        IndexWriter(index_dir, other).documents()
 
 
 @pytest.mark.parametrize("content", ["", "garbage", "../../etc", "gen-999999"])

@@ -8,7 +8,6 @@ data folder holding a small German index, the hashing embedder and the scripted 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from playwright.sync_api import Page, Route, expect, sync_playwright
 from ui_support import FAKE_ENV, REPO_ROOT, URLAUB, build_index, write_config
 
 from rag.jobs import JobQueue
+from tests.conftest import free_port
 from ui.i18n import TEXTS
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -56,12 +56,6 @@ class Server:
     log: Path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float = 90) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -85,7 +79,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     config = write_config(root, data_dir)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HAUSWISSEN")}
     env.update(FAKE_ENV, HAUSWISSEN_CONFIG=str(config), PYTHONUNBUFFERED="1", DO_NOT_TRACK="1")
-    port = _free_port()
+    port = free_port()
     log = root / "streamlit.log"
     command = [
         sys.executable, "-m", "streamlit", "run", "ui/app.py",
