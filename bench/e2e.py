@@ -15,6 +15,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from rag.offline import enforce_offline_env
 
@@ -93,10 +94,12 @@ def main() -> int:
             payload = [{"role": roles[m.type], "content": str(m.content)} for m in messages]
             t0 = time.perf_counter()
             first = None
-            for part in bare.create_chat_completion(
-                payload, stream=True, temperature=settings.llm.temperature, max_tokens=settings.llm.max_tokens
-            ):
-                if first is None and part["choices"][0]["delta"].get("content"):  # type: ignore[index]
+            completion: Any = bare.create_chat_completion(
+                payload,  # type: ignore[arg-type]
+                stream=True, temperature=settings.llm.temperature, max_tokens=settings.llm.max_tokens,
+            )
+            for part in completion:
+                if first is None and part["choices"][0]["delta"].get("content"):
                     first = time.perf_counter() - t0
             bare_total.append(time.perf_counter() - t0)
             bare_ttft.append(first or bare_total[-1])

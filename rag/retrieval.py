@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
+import numpy as np
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
@@ -14,31 +15,70 @@ from rag.config import RetrievalSettings
 from rag.documents import Passage
 from rag.embedding import Embedder
 from rag.fusion import reciprocal_rank_fusion
+from rag.reranking import Reranker
 from rag.store import IndexReader
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """The ranked chunk ids of each signal for one query, and their fusion (best first)."""
+
+    dense: list[tuple[int, float]]
+    keyword: list[tuple[int, float]]
+    fused: list[tuple[int, float]]
 
 
 class HybridSearch:
     """Answers "which passages fit this question" for one caller's access tokens."""
 
-    def __init__(self, reader: IndexReader, embedder: Embedder, settings: RetrievalSettings) -> None:
+    def __init__(
+        self,
+        reader: IndexReader,
+        embedder: Embedder,
+        settings: RetrievalSettings,
+        reranker: Reranker | None = None,
+    ) -> None:
         self.reader = reader
         self.embedder = embedder
         self.settings = settings
+        self.reranker = reranker
+
+    def rank(
+        self, query: str, vector: np.ndarray, access: Sequence[str], candidates: int | None = None
+    ) -> Ranking:
+        """Dense and keyword hits (``candidates`` each, default from settings) and their weighted RRF.
+
+        Both searches filter by ``access`` inside the index, so narrow access never starves results.
+        """
+        n = candidates or self.settings.candidates
+        dense = self.reader.search_dense(vector, n, access)
+        keyword = self.reader.search_keyword(query, n, access)
+        fused = reciprocal_rank_fusion(
+            {"dense": [i for i, _ in dense], "keyword": [i for i, _ in keyword]},
+            weights={"dense": self.settings.dense_weight, "keyword": self.settings.keyword_weight},
+            k=self.settings.rrf_k,
+        )
+        return Ranking(dense, keyword, fused)
 
     def search(self, query: str, access: Sequence[str], k: int | None = None) -> list[Passage]:
         """The best ``k`` passages the caller may see. ``access`` is required: there is no unfiltered path."""
         k = k or self.settings.top_k
         if not query.strip() or not access:
             return []
-        n = self.settings.candidates
-        dense = self.reader.search_dense(self.embedder.embed([query], "query")[0], n, access)
-        keyword = self.reader.search_keyword(query, n, access)
-        fused = reciprocal_rank_fusion(
-            {"dense": [i for i, _ in dense], "keyword": [i for i, _ in keyword]},
-            weights={"dense": self.settings.dense_weight, "keyword": self.settings.keyword_weight},
-            k=self.settings.rrf_k,
-        )[:k]
-        dense_scores, keyword_scores = dict(dense), dict(keyword)
+        ranking = self.rank(query, self.embedder.embed([query], "query")[0], access)
+        return self.passages(query, ranking, access, k)
+
+    def passages(self, query: str, ranking: Ranking, access: Sequence[str], k: int) -> list[Passage]:
+        """Load the best ``k`` of ``ranking``, reranked when a reranker is configured."""
+        fused = ranking.fused
+        if self.reranker is not None:
+            head = fused[: max(k, self.settings.rerank_candidates)]
+            loaded = self.reader.passages([i for i, _ in head], access)
+            scores = self.reranker.score(query, [p.text for p in loaded])
+            order = sorted(zip(loaded, scores, strict=True), key=lambda ps: -ps[1])
+            fused = [(p.chunk_id, s) for p, s in order]
+        fused = fused[:k]
+        dense_scores, keyword_scores = dict(ranking.dense), dict(ranking.keyword)
         passages = self.reader.passages([i for i, _ in fused], access)
         by_id = dict(fused)
         return [

@@ -21,6 +21,7 @@ from rag.embedding import Embedder, create_embedder
 from rag.errors import InvalidInputError
 from rag.language import Language, detect_language
 from rag.prompting import NOT_FOUND, build_messages
+from rag.reranking import create_reranker
 from rag.retrieval import HybridSearch
 from rag.sanitize import sanitize_markdown
 from rag.store import IndexReader, IndexStats
@@ -195,7 +196,9 @@ class Assistant:
         self.settings = settings
         self.embedder = embedder or create_embedder(settings.embedder)
         self.reader = reader or IndexReader(settings.index_dir, self.embedder.identity)
-        self.search_engine = HybridSearch(self.reader, self.embedder, settings.retrieval)
+        self.search_engine = HybridSearch(
+            self.reader, self.embedder, settings.retrieval, create_reranker(settings.retrieval.reranker_path)
+        )
         self._chat_model = chat_model
 
     @property

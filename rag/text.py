@@ -1,8 +1,9 @@
-"""Keyword normalisation for German and English: one function for documents and queries alike.
+"""Keyword normalisation for German and English documents and queries.
 
-Words are lower-cased, stemmed with the German Snowball stemmer (which also handles English plurals well
-enough for keyword recall), then umlauts and ß are folded (``ä -> a``... after stemming, ``ae -> a``), so
-"Kündigung", "Kuendigung" and "kundigung" meet in one term.
+Words are lower-cased, stemmed with the Snowball stemmer of the text's language (a chunk's language is
+guessed from its function words), then umlauts and ß are folded (``ä -> a``... after stemming,
+``ae -> a``), so "Kündigung", "Kuendigung" and "kundigung" meet in one term. A query is stemmed both ways
+and searched for either form, so it finds German and English chunks alike (and names across languages).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import unicodedata
 from functools import lru_cache
 
 import Stemmer
+
+from rag.language import Language, detect_language
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _FOLD = str.maketrans({"ä": "a", "ö": "o", "ü": "u", "ß": "ss"})
@@ -31,9 +34,12 @@ STOP_WORDS = frozenset(
 )
 
 
-@lru_cache(maxsize=1)
-def _stemmer() -> Stemmer.Stemmer:
-    return Stemmer.Stemmer("german")
+_SNOWBALL = {"de": "german", "en": "english"}
+
+
+@lru_cache(maxsize=2)
+def _stemmer(language: Language) -> Stemmer.Stemmer:
+    return Stemmer.Stemmer(_SNOWBALL[language])
 
 
 def _fold(term: str) -> str:
@@ -43,23 +49,27 @@ def _fold(term: str) -> str:
     return term
 
 
-def keyword_terms(text: str, *, drop_stop_words: bool = False) -> list[str]:
-    """Split ``text`` into normalised, stemmed keyword terms."""
+def keyword_terms(text: str, *, language: Language = "de", drop_stop_words: bool = False) -> list[str]:
+    """Split ``text`` into normalised keyword terms, stemmed for ``language``."""
     words = _WORD.findall(unicodedata.normalize("NFC", text).lower())
     if drop_stop_words:
         words = [w for w in words if w not in STOP_WORDS]
-    stems = _stemmer().stemWords(words)
+    stems = _stemmer(language).stemWords(words)
     return [_fold(s) for s in stems if s]
 
 
-def keyword_document(text: str) -> str:
-    """The form of a chunk's text that goes into the keyword index."""
-    return " ".join(keyword_terms(text))
+def keyword_document(text: str, language: Language | None = None) -> str:
+    """The form of a chunk's text that goes into the keyword index (stemmed for its language)."""
+    return " ".join(keyword_terms(text, language=language or detect_language(text)))
 
 
 def keyword_query(text: str) -> str | None:
-    """An FTS5 ``OR`` query for ``text``; ``None`` when nothing searchable is left."""
-    terms = keyword_terms(text, drop_stop_words=True) or keyword_terms(text)
+    """An FTS5 ``OR`` query for ``text`` in German and English stemming; ``None`` when nothing is left."""
+    terms: list[str] = []
+    for language in ("de", "en"):
+        terms += keyword_terms(text, language=language, drop_stop_words=True)
+    if not terms:
+        terms = keyword_terms(text)
     unique = list(dict.fromkeys(t for t in terms if t))
     if not unique:
         return None
