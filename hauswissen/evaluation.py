@@ -19,7 +19,16 @@ from ingest.pipeline import Ingestor
 from rag.config import Settings
 from rag.embedding import Embedder
 from rag.errors import InvalidInputError
-from rag.evaluation.answers import ANSWER_METRICS, AnswerCase, AnswerReport, AskedAnswer, ask_all, score_answers
+from rag.evaluation.answers import (
+    ANSWER_METRICS,
+    AnswerCase,
+    AnswerReport,
+    AskedAnswer,
+    ask_all,
+    load_answers,
+    save_answer,
+    score_answers,
+)
 from rag.evaluation.baselines import Bm25Baseline
 from rag.evaluation.datasets import EvalSet
 from rag.evaluation.metrics import RETRIEVAL_METRICS
@@ -100,7 +109,8 @@ def build_index(
     An index already in ``workdir`` built from the same documents, chunking and embedder is reused.
     """
     key = _cache_key(eval_set, settings, embedder, exclude)
-    root = workdir / f"{eval_set.name.replace('/', '_')}-{key}"
+    label = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in eval_set.corpus_label)
+    root = workdir / f"{label}-{key}"
     data_dir = root / "data"
     stamp = root / "complete.json"
     names: dict[str, str] = {}
@@ -243,8 +253,13 @@ def run_answers(
     holdout_every: int = 10,
     progress: Callable[[int, int], None] | None = None,
     show_progress: bool = True,
+    save: Path | None = None,
 ) -> tuple[EvalIndex, AnswerReport]:
-    """Ask every case through :class:`~rag.service.Assistant` on an index without the held-out documents."""
+    """Ask every case through :class:`~rag.service.Assistant` on an index without the held-out documents.
+
+    With ``save``, each answer is appended to that JSON-lines file as it comes, and answers already there
+    are reused: an interrupted run continues where it stopped.
+    """
     from rag.service import Assistant
 
     held_out = holdout_documents(eval_set, holdout_every)
@@ -257,7 +272,9 @@ def run_answers(
         cited = tuple(index.chunk_document.get(p.chunk_id, "") for _, p in answer.cited_sources())
         return AskedAnswer(answer.text, answer.abstained, cited)
 
-    answers = ask_all(cases, ask, progress)
+    known = load_answers(save) if save else {}
+    on_answer = (lambda qid, answer: save_answer(save, qid, answer)) if save else None
+    answers = ask_all(cases, ask, progress, known=known, on_answer=on_answer)
     return index, score_answers(cases, answers)
 
 

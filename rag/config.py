@@ -51,10 +51,14 @@ class ChunkingSettings(_Section):
 
 class RetrievalSettings(_Section):
     top_k: int = Field(5, gt=0, le=50, description="Sources handed to the model.")
-    candidates: int = Field(50, gt=0, description="Hits taken from each of dense and keyword search.")
+    candidates: int = Field(100, gt=0, description="Hits taken from each of dense and keyword search.")
+    fusion: Literal["zscore", "rrf"] = Field("zscore", description="How dense and keyword hits are combined.")
     rrf_k: int = Field(60, gt=0)
-    dense_weight: float = Field(1.0, ge=0)
-    keyword_weight: float = Field(1.0, ge=0)
+    dense_weight: float = Field(0.5, ge=0)
+    keyword_weight: float = Field(0.5, ge=0)
+    keyword_coverage_power: float = Field(
+        4.0, ge=0, description="Keyword weight is scaled by (share of query terms the index knows) ** this."
+    )
     default_access: list[str] = Field(default_factory=lambda: ["public"])
     reranker_path: Path | None = Field(None, description="CrossEncoder model folder; empty means no reranker.")
     rerank_candidates: int = Field(20, gt=0, description="Fused hits the reranker re-scores.")

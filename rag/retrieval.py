@@ -14,7 +14,7 @@ from pydantic import ConfigDict
 from rag.config import RetrievalSettings
 from rag.documents import Passage
 from rag.embedding import Embedder
-from rag.fusion import reciprocal_rank_fusion
+from rag.fusion import reciprocal_rank_fusion, zscore_fusion
 from rag.reranking import Reranker
 from rag.store import IndexReader
 
@@ -46,18 +46,29 @@ class HybridSearch:
     def rank(
         self, query: str, vector: np.ndarray, access: Sequence[str], candidates: int | None = None
     ) -> Ranking:
-        """Dense and keyword hits (``candidates`` each, default from settings) and their weighted RRF.
+        """Dense and keyword hits (``candidates`` each, default from settings) and their fusion.
 
-        Both searches filter by ``access`` inside the index, so narrow access never starves results.
+        Both searches filter by ``access`` inside the index, so narrow access never starves results. The
+        keyword side's weight shrinks with the share of query terms the index knows (a question in another
+        language than the documents matches only names), see ``keyword_coverage_power``.
         """
         n = candidates or self.settings.candidates
+        settings = self.settings
         dense = self.reader.search_dense(vector, n, access)
         keyword = self.reader.search_keyword(query, n, access)
-        fused = reciprocal_rank_fusion(
-            {"dense": [i for i, _ in dense], "keyword": [i for i, _ in keyword]},
-            weights={"dense": self.settings.dense_weight, "keyword": self.settings.keyword_weight},
-            k=self.settings.rrf_k,
-        )
+        keyword_weight = settings.keyword_weight
+        if settings.keyword_coverage_power and keyword:
+            keyword_weight *= self.reader.keyword_coverage(query) ** settings.keyword_coverage_power
+        if settings.fusion == "rrf":
+            fused = reciprocal_rank_fusion(
+                {"dense": [i for i, _ in dense], "keyword": [i for i, _ in keyword]},
+                weights={"dense": settings.dense_weight, "keyword": keyword_weight},
+                k=settings.rrf_k,
+            )
+        else:
+            fused = zscore_fusion(
+                dense, keyword, dense_weight=settings.dense_weight, keyword_weight=keyword_weight
+            )
         return Ranking(dense, keyword, fused)
 
     def search(self, query: str, access: Sequence[str], k: int | None = None) -> list[Passage]:

@@ -38,7 +38,7 @@ from rag.documents import ChunkDraft, DocumentRecord, Passage
 from rag.embedding import EmbedderIdentity
 from rag.errors import IndexCorruptError, IndexLockedError, IndexMismatchError
 from rag.files import fsync_dir, fsync_file, sha256_file, write_text_atomic
-from rag.text import keyword_document, keyword_query
+from rag.text import keyword_document, keyword_query, keyword_query_terms
 
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
@@ -207,7 +207,10 @@ class IndexReader:
         except RuntimeError as e:
             raise IndexCorruptError(f"{name}/{VECTORS}: {e}") from e
         uri = f"file:{gen_dir / META}?mode=ro&immutable=1"
-        return manifest, vectors, sqlite3.connect(uri, uri=True, check_same_thread=False)
+        db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        # Document frequencies of keyword terms, for how much of a query the index vocabulary knows.
+        db.execute("CREATE VIRTUAL TABLE temp.chunks_vocab USING fts5vocab(main, chunks_fts, 'row')")
+        return manifest, vectors, db
 
     def _swap(
         self,
@@ -274,12 +277,39 @@ class IndexReader:
                 return []
             marks = ",".join("?" * len(tokens))
             rows = self._db.execute(
-                "SELECT rowid, bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? "  # noqa: S608
-                f"AND rowid IN (SELECT chunk_id FROM chunk_access WHERE token IN ({marks})) "
+                # A correlated EXISTS, not "rowid IN (...)": SQLite hands an IN list on rowid to FTS5 as
+                # a constraint and re-runs the MATCH once per allowed chunk (seconds at 100k chunks).
+                "SELECT f.rowid, bm25(chunks_fts) FROM chunks_fts f WHERE chunks_fts MATCH ? "  # noqa: S608
+                f"AND EXISTS (SELECT 1 FROM chunk_access a WHERE a.chunk_id = f.rowid AND a.token IN ({marks})) "
                 "ORDER BY bm25(chunks_fts) LIMIT ?",
                 [fts_query, *tokens, k],
             ).fetchall()
         return [(int(r[0]), -float(r[1])) for r in rows]
+
+    def keyword_coverage(self, query: str) -> float:
+        """The share of the query's keyword terms that occur anywhere in the index (0..1).
+
+        Taken for the query's German and its English stemming, whichever the index knows better: a
+        question in the documents' language scores near 1, one in another language low (only names and
+        numbers match), which is when keyword hits are noise.
+        """
+        forms = [set(f) for f in keyword_query_terms(query)]
+        forms = [f for f in forms if f]
+        if not forms:
+            return 0.0
+        with self._lock:
+            if self._db is None:
+                return 0.0
+            known: set[str] = set()
+            every = sorted(set().union(*forms))
+            marks = ",".join("?" * len(every))
+            known = {
+                r[0]
+                for r in self._db.execute(
+                    f"SELECT term FROM temp.chunks_vocab WHERE term IN ({marks})", every  # noqa: S608
+                )
+            }
+        return max(len(f & known) / len(f) for f in forms)
 
     def passages(self, chunk_ids: Sequence[int], access: Iterable[str]) -> list[Passage]:
         """Load chunks by id, in the given order, dropping any the caller may not see."""

@@ -63,14 +63,26 @@ def keyword_document(text: str, language: Language | None = None) -> str:
     return " ".join(keyword_terms(text, language=language or detect_language(text)))
 
 
+def keyword_query_terms(text: str) -> tuple[list[str], list[str]]:
+    """The query's terms in German and in English stemming, stop words dropped, repeats kept."""
+    return (
+        keyword_terms(text, language="de", drop_stop_words=True),
+        keyword_terms(text, language="en", drop_stop_words=True),
+    )
+
+
 def keyword_query(text: str) -> str | None:
-    """An FTS5 ``OR`` query for ``text`` in German and English stemming; ``None`` when nothing is left."""
-    terms: list[str] = []
-    for language in ("de", "en"):
-        terms += keyword_terms(text, language=language, drop_stop_words=True)
+    """An FTS5 ``OR`` query for ``text`` in German and English stemming; ``None`` when nothing is left.
+
+    A term repeated in the question is repeated in the query (BM25 then weighs it more, as it should for
+    a long question); the English form of a word is added only where it differs from the German one.
+    """
+    german, english = keyword_query_terms(text)
+    seen = set(german)
+    terms = german + [t for t in english if t not in seen]
     if not terms:
         terms = keyword_terms(text)
-    unique = list(dict.fromkeys(t for t in terms if t))
-    if not unique:
+    terms = [t for t in terms if t]
+    if not terms:
         return None
-    return " OR ".join(f'"{t}"' for t in unique)
+    return " OR ".join(f'"{t}"' for t in terms)

@@ -16,10 +16,13 @@ EM, F1 and ``answer_contains_gold`` are over answerable questions; a refusal sco
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from rag.evaluation.metrics import contains_gold, exact_match, token_f1
 
@@ -133,15 +136,52 @@ def ask_all(
     cases: Sequence[AnswerCase],
     ask: Callable[[str], AskedAnswer],
     progress: Callable[[int, int], None] | None = None,
+    *,
+    known: Mapping[str, AskedAnswer] | None = None,
+    on_answer: Callable[[str, AskedAnswer], None] | None = None,
 ) -> dict[str, AskedAnswer]:
-    """Ask every case's question in order; ``progress(done, total)`` after each."""
+    """Ask every case's question in order; ``progress(done, total)`` after each.
+
+    Cases in ``known`` (answers saved by an earlier, interrupted run) are not asked again;
+    ``on_answer(case id, answer)`` is called for each new answer, so a caller can save it at once.
+    """
     out: dict[str, AskedAnswer] = {}
     for n, case in enumerate(cases, 1):
-        started = time.perf_counter()
-        answer = ask(case.question)
-        out[case.qid] = AskedAnswer(
-            answer.text, answer.abstained, answer.cited_documents, time.perf_counter() - started
-        )
+        if known and case.qid in known:
+            out[case.qid] = known[case.qid]
+        else:
+            started = time.perf_counter()
+            answer = ask(case.question)
+            out[case.qid] = AskedAnswer(
+                answer.text, answer.abstained, answer.cited_documents, time.perf_counter() - started
+            )
+            if on_answer:
+                on_answer(case.qid, out[case.qid])
         if progress:
             progress(n, len(cases))
+    return out
+
+
+def save_answer(path: Path, qid: str, answer: AskedAnswer) -> None:
+    """Append one answer to a JSON-lines file (flushed and synced, so a crash loses at most this line)."""
+    line = json.dumps({"id": qid, **asdict(answer)}, ensure_ascii=False)
+    with path.open("a", encoding="utf-8") as f:
+        f.write(line + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def load_answers(path: Path) -> dict[str, AskedAnswer]:
+    """Answers saved by :func:`save_answer`; a torn last line (a crash mid-write) is ignored."""
+    if not path.exists():
+        return {}
+    out: dict[str, AskedAnswer] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+            out[str(row["id"])] = AskedAnswer(
+                str(row["text"]), bool(row["abstained"]), tuple(row["cited_documents"]), float(row["seconds"])
+            )
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
     return out

@@ -45,6 +45,12 @@ class EvalSet:
     gold_document: dict[str, str] = field(default_factory=dict)
     corpus: dict[str, CorpusDocument] = field(default_factory=dict)
     documents_dir: Path | None = None
+    corpus_name: str = ""
+
+    @property
+    def corpus_label(self) -> str:
+        """The name of the set the documents come from (an index can be shared by its query variants)."""
+        return self.corpus_name or self.name
 
     @property
     def judged_queries(self) -> list[str]:
@@ -67,6 +73,7 @@ class EvalSet:
             gold_document=self.gold_document,
             corpus=self.corpus,
             documents_dir=self.documents_dir,
+            corpus_name=self.corpus_label,
         )
 
 
