@@ -77,7 +77,18 @@ CREATE TABLE IF NOT EXISTS chunk_access (
     PRIMARY KEY (token, chunk_id)
 ) WITHOUT ROWID;
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(terms, tokenize = 'unicode61');
+CREATE TABLE IF NOT EXISTS term_chunks (
+    term TEXT PRIMARY KEY,
+    chunks INTEGER NOT NULL
+) WITHOUT ROWID;
 """
+
+# Keyword terms in more than this share of all chunks (and more than _COMMON_MIN chunks) are left out of
+# keyword queries: FTS5's BM25 gives such a term a small fraction of a rare term's weight (idf
+# log((N - n + 0.5) / (n + 0.5)) is under 0.9 at n = 30 % of N, about 11 for a term in one chunk of 100k),
+# but walking its posting list is most of a query's time in a large index. Small indexes keep every term.
+_COMMON_SHARE = 0.1
+_COMMON_MIN = 2000
 
 
 @dataclass(frozen=True)
@@ -160,6 +171,7 @@ class IndexReader:
         self._lock = threading.RLock()
         self._generation_name: str | None = None
         self._manifest: Manifest | None = None
+        self._has_term_table = False
         self._vectors: Any = _new_vector_index(identity.dimension)
         self._db: sqlite3.Connection | None = None
         self._access_cache: dict[frozenset[str], np.ndarray] = {}
@@ -208,7 +220,7 @@ class IndexReader:
             raise IndexCorruptError(f"{name}/{VECTORS}: {e}") from e
         uri = f"file:{gen_dir / META}?mode=ro&immutable=1"
         db = sqlite3.connect(uri, uri=True, check_same_thread=False)
-        # Document frequencies of keyword terms, for how much of a query the index vocabulary knows.
+        # Generations written before term_chunks existed answer term counts from the FTS index (slower).
         db.execute("CREATE VIRTUAL TABLE temp.chunks_vocab USING fts5vocab(main, chunks_fts, 'row')")
         return manifest, vectors, db
 
@@ -222,6 +234,9 @@ class IndexReader:
         old = self._db
         self._generation_name, self._manifest, self._vectors, self._db = name, manifest, vectors, db
         self._access_cache = {}
+        self._has_term_table = db is not None and bool(
+            db.execute("SELECT 1 FROM sqlite_master WHERE name = 'term_chunks'").fetchone()
+        )
         if old is not None:
             old.close()
 
@@ -271,9 +286,15 @@ class IndexReader:
     def search_keyword(self, query: str, k: int, access: Iterable[str]) -> list[tuple[int, float]]:
         """BM25 over normalised, stemmed terms, restricted to chunks the caller may see."""
         tokens = sorted(set(access))
-        fts_query = keyword_query(query)
         with self._lock:
-            if self._db is None or not tokens or fts_query is None:
+            if self._db is None or not tokens:
+                return []
+            german, english = keyword_query_terms(query)
+            chunks = self._manifest.chunks if self._manifest else 0
+            limit = max(_COMMON_SHARE * chunks, _COMMON_MIN)
+            common = {t for t, n in self._term_chunks(german + english).items() if n > limit}
+            fts_query = keyword_query(query, skip=common)
+            if fts_query is None:
                 return []
             marks = ",".join("?" * len(tokens))
             rows = self._db.execute(
@@ -285,6 +306,24 @@ class IndexReader:
                 [fts_query, *tokens, k],
             ).fetchall()
         return [(int(r[0]), -float(r[1])) for r in rows]
+
+    def _term_chunks(self, terms: Iterable[str]) -> dict[str, int]:
+        """How many chunks hold each term (terms the index does not know are left out). Caller holds the lock."""
+        assert self._db is not None
+        wanted = sorted(set(terms))
+        if not wanted:
+            return {}
+        if not self._has_term_table:
+            rows = self._db.execute(
+                f"SELECT term, doc FROM temp.chunks_vocab WHERE term IN ({','.join('?' * len(wanted))})",  # noqa: S608
+                wanted,
+            )
+        else:
+            rows = self._db.execute(
+                f"SELECT term, chunks FROM term_chunks WHERE term IN ({','.join('?' * len(wanted))})",  # noqa: S608
+                wanted,
+            )
+        return {str(t): int(n) for t, n in rows}
 
     def keyword_coverage(self, query: str) -> float:
         """The share of the query's keyword terms that occur anywhere in the index (0..1).
@@ -300,16 +339,8 @@ class IndexReader:
         with self._lock:
             if self._db is None:
                 return 0.0
-            known: set[str] = set()
-            every = sorted(set().union(*forms))
-            marks = ",".join("?" * len(every))
-            known = {
-                r[0]
-                for r in self._db.execute(
-                    f"SELECT term FROM temp.chunks_vocab WHERE term IN ({marks})", every  # noqa: S608
-                )
-            }
-        return max(len(f & known) / len(f) for f in forms)
+            known = self._term_chunks(set().union(*forms))
+        return max(len(f & known.keys()) / len(f) for f in forms)
 
     def passages(self, chunk_ids: Sequence[int], access: Iterable[str]) -> list[Passage]:
         """Load chunks by id, in the given order, dropping any the caller may not see."""
@@ -399,6 +430,17 @@ def _read_documents(db: sqlite3.Connection) -> list[DocumentRecord]:
     ]
 
 
+def _backfill_term_chunks(db: sqlite3.Connection) -> None:
+    """Fill ``term_chunks`` for an index written before the table existed."""
+    if db.execute("SELECT 1 FROM term_chunks LIMIT 1").fetchone() or not db.execute(
+        "SELECT 1 FROM chunks LIMIT 1"
+    ).fetchone():
+        return
+    db.execute("CREATE VIRTUAL TABLE temp.fts_rows USING fts5vocab(main, chunks_fts, 'row')")
+    db.execute("INSERT INTO term_chunks (term, chunks) SELECT term, doc FROM temp.fts_rows")
+    db.execute("DROP TABLE temp.fts_rows")
+
+
 class IndexWriter:
     """The single writer. Use as a context manager; changes become visible on :meth:`commit`.
 
@@ -474,6 +516,7 @@ class IndexWriter:
             vectors = _new_vector_index(self.identity.dimension)
         db.execute("PRAGMA foreign_keys = ON")
         db.executescript(_SCHEMA)
+        _backfill_term_chunks(db)
         self._staging, self._db, self._vectors = staging, db, vectors
         return db, vectors
 
@@ -530,9 +573,12 @@ class IndexWriter:
             chunk_id = int(cur.lastrowid or 0)
             ids.append(chunk_id)
             heading = f"{record.title} {chunk.section or ''} "
-            db.execute(
-                "INSERT INTO chunks_fts (rowid, terms) VALUES (?, ?)",
-                (chunk_id, keyword_document(heading + chunk.text)),
+            terms = keyword_document(heading + chunk.text)
+            db.execute("INSERT INTO chunks_fts (rowid, terms) VALUES (?, ?)", (chunk_id, terms))
+            db.executemany(
+                "INSERT INTO term_chunks (term, chunks) VALUES (?, 1) "
+                "ON CONFLICT (term) DO UPDATE SET chunks = chunks + 1",
+                [(t,) for t in set(terms.split())],
             )
             db.executemany(
                 "INSERT INTO chunk_access (chunk_id, token) VALUES (?, ?)", [(chunk_id, t) for t in access]
@@ -573,6 +619,13 @@ class IndexWriter:
         ids = [r[0] for r in db.execute("SELECT chunk_id FROM chunks WHERE doc_id = ?", (doc_id,))]
         if ids:
             index.remove_ids(np.array(ids, dtype=np.int64))
+            for (terms,) in db.execute(
+                f"SELECT terms FROM chunks_fts WHERE rowid IN ({','.join('?' * len(ids))})", ids  # noqa: S608
+            ).fetchall():
+                db.executemany(
+                    "UPDATE term_chunks SET chunks = chunks - 1 WHERE term = ?", [(t,) for t in set(terms.split())]
+                )
+            db.execute("DELETE FROM term_chunks WHERE chunks <= 0")
             db.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(i,) for i in ids])
         cur = db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
         return cur.rowcount > 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Collection
 from functools import lru_cache
 
 import Stemmer
@@ -71,11 +72,12 @@ def keyword_query_terms(text: str) -> tuple[list[str], list[str]]:
     )
 
 
-def keyword_query(text: str) -> str | None:
+def keyword_query(text: str, skip: Collection[str] = ()) -> str | None:
     """An FTS5 ``OR`` query for ``text`` in German and English stemming; ``None`` when nothing is left.
 
     A term repeated in the question is repeated in the query (BM25 then weighs it more, as it should for
     a long question); the English form of a word is added only where it differs from the German one.
+    Terms in ``skip`` are left out unless nothing else would remain.
     """
     german, english = keyword_query_terms(text)
     seen = set(german)
@@ -83,6 +85,7 @@ def keyword_query(text: str) -> str | None:
     if not terms:
         terms = keyword_terms(text)
     terms = [t for t in terms if t]
+    terms = [t for t in terms if t not in skip] or terms
     if not terms:
         return None
     return " OR ".join(f'"{t}"' for t in terms)

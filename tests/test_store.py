@@ -208,3 +208,66 @@ def test_readers_keep_answering_while_a_writer_publishes_generations(
     assert errors == []
     reader.refresh()
     assert reader.stats().documents == 3 + 15
+
+
+def _term_counts(index_dir: Path) -> tuple[dict[str, int], dict[str, int]]:
+    """term_chunks of the published generation, and the same counted from the FTS index itself."""
+    import sqlite3
+
+    name = read_current(index_dir)
+    db = sqlite3.connect(index_dir / str(name) / "meta.sqlite")
+    try:
+        kept = dict(db.execute("SELECT term, chunks FROM term_chunks").fetchall())
+        db.execute("CREATE VIRTUAL TABLE temp.v USING fts5vocab(main, chunks_fts, 'row')")
+        counted = dict(db.execute("SELECT term, doc FROM temp.v").fetchall())
+    finally:
+        db.close()
+    return kept, counted
+
+
+def test_term_counts_follow_added_replaced_and_deleted_chunks(index_dir: Path, embedder: HashingEmbedder) -> None:
+    kept, counted = _term_counts(index_dir)
+    assert kept == counted and kept
+    with IndexWriter(index_dir, embedder.identity) as writer:
+        doc = next(d for d in writer.documents() if d.title == "Gehälter")
+        writer.delete_document(doc.doc_id)
+        record = DocumentRecord("neu", "/docs/neu.md", "Neu", "sha", "md")
+        chunks = [ChunkDraft("Urlaub und Urlaubsgeld.", 0, 23), ChunkDraft("Urlaub im Sommer.", 24, 41)]
+        writer.upsert_document(record, chunks, embedder.embed([c.text for c in chunks], "passage"))
+        writer.commit()
+    kept, counted = _term_counts(index_dir)
+    assert kept == counted
+    assert "gehalt" not in kept
+
+
+def test_a_generation_without_term_counts_gets_them_on_the_next_write(
+    index_dir: Path, embedder: HashingEmbedder
+) -> None:
+    import sqlite3
+
+    gen = index_dir / str(read_current(index_dir)) / "meta.sqlite"
+    db = sqlite3.connect(gen)
+    db.execute("DROP TABLE term_chunks")
+    db.commit()
+    db.close()
+    reader = IndexReader(index_dir, embedder.identity, verify=False)
+    # An older generation still answers coverage and keyword queries (from the FTS vocabulary).
+    assert reader.keyword_coverage("Urlaub Werktage") == 1.0
+    assert reader.search_keyword("Urlaub", 5, ["public"])
+    with IndexWriter(index_dir, embedder.identity) as writer:
+        record = DocumentRecord("neu", "/docs/neu.md", "Neu", "sha", "md")
+        writer.upsert_document(record, [ChunkDraft("Sommer", 0, 6)], embedder.embed(["Sommer"], "passage"))
+        writer.commit()
+    kept, counted = _term_counts(index_dir)
+    assert kept == counted
+
+
+def test_keyword_coverage_is_low_for_a_question_in_another_language(
+    index_dir: Path, embedder: HashingEmbedder
+) -> None:
+    reader = IndexReader(index_dir, embedder.identity)
+    assert reader.keyword_coverage("Werktage Urlaub?") == 1.0
+    german = reader.keyword_coverage("Wie viele Werktage Urlaub bekommt man?")
+    english = reader.keyword_coverage("How many vacation days does the insolvency court grant?")
+    assert german > 0.3 > english
+    assert reader.keyword_coverage("") == 0.0
