@@ -1,3 +1,20 @@
-from bench.e2e import main
+"""``python -m bench [NAME] [options]``: run one benchmark (default ``e2e``); ``python -m bench list`` names them."""
 
-raise SystemExit(main())
+import importlib
+import sys
+
+BENCHES = {
+    "e2e": "ingest of examples/docs and answer latency, against the bare embedder and bare llama.cpp",
+    "retrieval": "retrieval latency per query at 100k chunks, against bare FAISS and FTS5",
+    "fusion": "fusion rules and weights on the development sets, against dense and bm25s",
+    "embedders": "embedders on the development sets: quality and passages/s",
+}
+
+args = sys.argv[1:]
+name = args.pop(0) if args and not args[0].startswith("-") else "e2e"
+if name == "list" or name not in BENCHES:
+    for bench, what in BENCHES.items():
+        print(f"{bench:<10} {what}")
+    raise SystemExit(0 if name == "list" else 2)
+sys.argv = [f"bench {name}", *args]
+raise SystemExit(importlib.import_module(f"bench.{name}").main())

