@@ -226,7 +226,12 @@ def holdout_documents(eval_set: EvalSet, every: int) -> frozenset[str]:
 
 
 def answer_cases(eval_set: EvalSet, held_out: frozenset[str], limit: int | None) -> list[AnswerCase]:
-    """Questions with gold answers, in file order, marked unanswerable when their gold was left out."""
+    """Questions with gold answers, in file order, marked unanswerable when their gold was left out.
+
+    With ``limit``: the first ``limit`` answerable questions, and the first ``max(10, limit // 5)``
+    unanswerable ones from anywhere in the set (held-out documents are spread over the corpus, while
+    the first questions of a set often cover only its first few documents).
+    """
     cases = [
         AnswerCase(
             qid=qid,
@@ -240,7 +245,11 @@ def answer_cases(eval_set: EvalSet, held_out: frozenset[str], limit: int | None)
     ]
     if not cases:
         raise InvalidInputError(f"{eval_set.name} has no gold answers (answers.jsonl)", code="eval_no_answers")
-    return cases[:limit] if limit else cases
+    if not limit:
+        return cases
+    answerable = [c for c in cases if c.answerable][:limit]
+    unanswerable = [c for c in cases if not c.answerable][: max(10, limit // 5)]
+    return answerable + unanswerable
 
 
 def run_answers(

@@ -329,13 +329,16 @@ def test_answers_json_scores_answerable_and_held_out_questions(
     assert result["citations"] >= result["answerable"]
 
 
-def test_answers_limit_asks_only_the_first_questions(
+def test_answers_limit_takes_the_first_answerable_questions_and_a_pool_of_unanswerable_ones(
     capsys: pytest.CaptureFixture[str], config_file: Path, beir_set: Path
 ) -> None:
-    result = _eval_json(capsys, config_file, "answers", str(beir_set), "--holdout", "2", "--limit", "3")
-    assert [row["id"] for row in result["cases"]] == ["q1", "q2", "q3"]
-    assert result["answerable"] + result["unanswerable"] == 3
-    assert result["unanswerable"] == 1  # q2's gold document is held out
+    result = _eval_json(capsys, config_file, "answers", str(beir_set), "--holdout", "2", "--limit", "2")
+    gold = {q: d for q, _, d, _ in QUERIES}
+    answerable = [q for q, _, d, _ in QUERIES if d not in HELD_OUT_AT_2]
+    unanswerable = [q for q, _, d, _ in QUERIES if d in HELD_OUT_AT_2]
+    assert [row["id"] for row in result["cases"]] == answerable[:2] + unanswerable
+    assert result["answerable"] == 2
+    assert result["unanswerable"] == len(unanswerable) == sum(d in HELD_OUT_AT_2 for d in gold.values())
 
 
 def test_answers_without_holdout_have_no_abstention_score(
@@ -366,3 +369,19 @@ def test_answers_on_a_set_without_gold_answers_is_a_one_line_error(
     assert code == 2
     assert out == ""
     assert err.splitlines()[-1] == "hauswissen: hr-mini has no gold answers (answers.jsonl)"
+
+
+def test_saved_answers_are_reused_and_a_torn_last_line_is_ignored(
+    capsys: pytest.CaptureFixture[str], config_file: Path, beir_set: Path, tmp_path: Path
+) -> None:
+    saved = tmp_path / "answers.jsonl"
+    args = ["answers", str(beir_set), "--holdout", "0", "--save", str(saved)]
+    first = _eval_json(capsys, config_file, *args, "--limit", "2")
+    lines = saved.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 2
+    # An interrupted write leaves half a line behind; the next run ignores it and asks that case again.
+    saved.write_text("\n".join(lines) + '\n{"id": "q3", "te', encoding="utf-8")
+    second = _eval_json(capsys, config_file, *args, "--limit", "3")
+    ids = [json.loads(line)["id"] for line in saved.read_text(encoding="utf-8").splitlines() if line.endswith("}")]
+    assert ids == ["q1", "q2", "q3"]
+    assert [r["answer"] for r in second["cases"][:2]] == [r["answer"] for r in first["cases"]]

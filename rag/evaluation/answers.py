@@ -165,8 +165,13 @@ def ask_all(
 def save_answer(path: Path, qid: str, answer: AskedAnswer) -> None:
     """Append one answer to a JSON-lines file (flushed and synced, so a crash loses at most this line)."""
     line = json.dumps({"id": qid, **asdict(answer)}, ensure_ascii=False)
-    with path.open("a", encoding="utf-8") as f:
-        f.write(line + "\n")
+    with path.open("a+b") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell():
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                f.write(b"\n")  # end a line torn by a crash, so this one stays whole
+        f.write(line.encode("utf-8") + b"\n")
         f.flush()
         os.fsync(f.fileno())
 
