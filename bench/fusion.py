@@ -20,7 +20,7 @@ from rag.offline import enforce_offline_env
 
 enforce_offline_env()
 
-from hauswissen.evaluation import ACCESS, _baseline_texts, build_index, corpus_language  # noqa: E402
+from hauswissen.evaluation import ACCESS, baseline_texts, build_index, corpus_language  # noqa: E402
 from rag.config import load_settings  # noqa: E402
 from rag.embedding import create_embedder  # noqa: E402
 from rag.evaluation.baselines import Bm25Baseline  # noqa: E402
@@ -124,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return documents_in_rank_order(ids, index.chunk_document)[:100]  # type: ignore[attr-defined]
 
         dense = ndcg({q: docs([i for i, _ in d]) for q, (d, _, _) in zip(qids, hits, strict=True)})
-        texts_by_doc = _baseline_texts(eval_set, index)
+        texts_by_doc = baseline_texts(eval_set, index)
         bm25 = Bm25Baseline(texts_by_doc, corpus_language(list(texts_by_doc.values())))
         bm25_ndcg = ndcg({q: bm25.rank(t) for q, t in zip(qids, texts, strict=True)})
         keyword = ndcg({q: docs([i for i, _ in kw]) for q, (_, kw, _) in zip(qids, hits, strict=True)})

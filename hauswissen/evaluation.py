@@ -148,7 +148,8 @@ def build_index(
     return EvalIndex(run_settings, reader, chunk_document, stats.documents, stats.chunks, seconds)
 
 
-def _baseline_texts(eval_set: EvalSet, index: EvalIndex) -> dict[str, str]:
+def baseline_texts(eval_set: EvalSet, index: EvalIndex) -> dict[str, str]:
+    """Each document's text for the bm25s baseline: the corpus text, or the indexed chunks of a file."""
     if eval_set.corpus:
         return {d.doc_id: f"{d.title}\n{d.text}".strip() for d in eval_set.corpus.values()}
     by_doc: dict[str, list[int]] = {}
@@ -170,7 +171,7 @@ def run_retrieval(
 ) -> tuple[EvalIndex, list[SystemResult]]:
     """Build (or reuse) the set's index and score hybrid, dense, keyword and the bm25s baseline."""
     index = build_index(eval_set, settings, embedder, workdir, progress=progress)
-    texts = _baseline_texts(eval_set, index)
+    texts = baseline_texts(eval_set, index)
     bm25 = Bm25Baseline(texts, corpus_language(list(texts.values())))
     search = HybridSearch(
         index.reader, embedder, settings.retrieval, create_reranker(settings.retrieval.reranker_path)

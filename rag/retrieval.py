@@ -82,15 +82,16 @@ class HybridSearch:
     def passages(self, query: str, ranking: Ranking, access: Sequence[str], k: int) -> list[Passage]:
         """Load the best ``k`` of ``ranking``, reranked when a reranker is configured."""
         fused = ranking.fused
-        if self.reranker is not None:
-            head = fused[: max(k, self.settings.rerank_candidates)]
-            loaded = self.reader.passages([i for i, _ in head], access)
-            scores = self.reranker.score(query, [p.text for p in loaded])
-            order = sorted(zip(loaded, scores, strict=True), key=lambda ps: -ps[1])
+        if self.reranker is None:
+            fused = fused[:k]
+            loaded = self.reader.passages([i for i, _ in fused], access)
+        else:
+            head = self.reader.passages([i for i, _ in fused[: max(k, self.settings.rerank_candidates)]], access)
+            scores = self.reranker.score(query, [p.text for p in head])
+            order = sorted(zip(head, scores, strict=True), key=lambda ps: -ps[1])[:k]
             fused = [(p.chunk_id, s) for p, s in order]
-        fused = fused[:k]
+            loaded = [p for p, _ in order]
         dense_scores, keyword_scores = dict(ranking.dense), dict(ranking.keyword)
-        passages = self.reader.passages([i for i, _ in fused], access)
         by_id = dict(fused)
         return [
             replace(
@@ -102,7 +103,7 @@ class HybridSearch:
                     if p.chunk_id in scores
                 },
             )
-            for p in passages
+            for p in loaded
         ]
 
 
