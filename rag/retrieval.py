@@ -1,4 +1,4 @@
-"""Hybrid retrieval: dense (embedder) and keyword (BM25) search, access-filtered, fused by RRF."""
+"""Hybrid retrieval: dense (embedder) and keyword (BM25) search, access-filtered, then fused (z-score or RRF)."""
 
 from __future__ import annotations
 
