@@ -213,6 +213,7 @@ def run(index_dir: Path, args: argparse.Namespace, embedder: Embedder, vocabular
     built = "reused"
     if read_current(index_dir) is not None:
         try:
+            # Only the chunk count is read here; the reader that is measured below verifies checksums.
             probe = IndexReader(index_dir, identity, verify=False)
         except IndexMismatchError as e:
             print(f"error: {e}", file=sys.stderr)

@@ -313,16 +313,12 @@ class IndexReader:
         wanted = sorted(set(terms))
         if not wanted:
             return {}
-        if not self._has_term_table:
-            rows = self._db.execute(
-                f"SELECT term, doc FROM temp.chunks_vocab WHERE term IN ({','.join('?' * len(wanted))})",  # noqa: S608
-                wanted,
-            )
-        else:
-            rows = self._db.execute(
-                f"SELECT term, chunks FROM term_chunks WHERE term IN ({','.join('?' * len(wanted))})",  # noqa: S608
-                wanted,
-            )
+        source = "term_chunks" if self._has_term_table else "temp.chunks_vocab"
+        count = "chunks" if self._has_term_table else "doc"
+        rows = self._db.execute(
+            f"SELECT term, {count} FROM {source} WHERE term IN ({','.join('?' * len(wanted))})",  # noqa: S608
+            wanted,
+        )
         return {str(t): int(n) for t, n in rows}
 
     def keyword_coverage(self, query: str) -> float:
