@@ -41,6 +41,11 @@ SUPPORTED_KINDS: dict[str, str] = {
     ".txt": "txt",
     ".eml": "eml",
     ".msg": "msg",
+    ".png": "image",
+    ".jpg": "image",
+    ".jpeg": "image",
+    ".tif": "image",
+    ".tiff": "image",
 }
 _PAGE_LABELS = {"pptx": "slide", "xlsx": "sheet"}
 
@@ -81,12 +86,16 @@ class _Parsed:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
-def parse_file(path: Path, *, max_pdf_pages: int | None = None) -> ParsedDocument:
+def parse_file(
+    path: Path, *, max_pdf_pages: int | None = None, ocr_languages: str | None = None
+) -> ParsedDocument:
     """Extract the text of ``path`` as elements in reading order.
 
     Args:
         path: A file whose extension is a key of :data:`SUPPORTED_KINDS`.
         max_pdf_pages: Refuse PDFs with more pages than this (None: no limit).
+        ocr_languages: Tesseract languages (``"deu+eng"``) for PDF pages without a text layer and for
+            image files; None turns OCR off (such pages are then skipped, such files refused).
 
     Returns:
         The parsed document; its ``title`` falls back to the file stem.
@@ -104,7 +113,12 @@ def parse_file(path: Path, *, max_pdf_pages: int | None = None) -> ParsedDocumen
             raise DocumentError(str(path), "the file is empty")
         if kind == "pdf" and max_pdf_pages is not None:
             _check_pdf_pages(path, max_pdf_pages)
-        parsed = _PARSERS[kind](path)
+        if kind == "pdf":
+            parsed = _parse_pdf(path, ocr_languages)
+        elif kind == "image":
+            parsed = _parse_image(path, ocr_languages)
+        else:
+            parsed = _PARSERS[kind](path)
     except DocumentError:
         raise
     except OSError as e:
@@ -285,7 +299,7 @@ def _check_pdf_pages(path: Path, limit: int) -> None:
         pdf.close()
 
 
-def _parse_pdf(path: Path) -> _Parsed:
+def _parse_pdf(path: Path, ocr_languages: str | None = None) -> _Parsed:
     import pypdfium2 as pdfium
 
     try:
@@ -296,32 +310,83 @@ def _parse_pdf(path: Path) -> _Parsed:
         raise DocumentError(str(path), "damaged PDF (it cannot be opened)") from e
     try:
         info = pdf.get_metadata_dict(skip_empty=True)
-        raw_pages = []
+        pages: list[list[_PdfLine]] = []
+        scanned: list[int] = []
         for index in range(len(pdf)):
             page = pdf[index]
             try:
                 textpage = page.get_textpage()
                 try:
-                    raw_pages.append(textpage.get_text_range())
+                    lines = _pdf_lines(textpage.get_text_range())
                 finally:
                     textpage.close()
+                if not lines:
+                    scanned.append(index + 1)
+                    if ocr_languages:
+                        lines = _pdf_lines(_ocr_pdf_page(page, ocr_languages, f"{path} (page {index + 1})"))
+                pages.append(lines)
             finally:
                 page.close()
     finally:
         pdf.close()
-    if not raw_pages:
+    if not pages:
         raise DocumentError(str(path), "the PDF has no pages")
-    pages = [_pdf_lines(raw) for raw in raw_pages]
     if not any(pages):
-        raise DocumentError(str(path), "no text layer (scanned pages); OCR is not enabled")
+        if scanned and not ocr_languages:
+            raise DocumentError(str(path), "scanned pages without a text layer, and OCR is disabled")
+        raise DocumentError(str(path), "no text found (not even by OCR)" if scanned else "no text found")
     _drop_running_lines(pages)
     elements = _pdf_elements(pages)
     metadata = {k.lower(): str(v).strip() for k, v in info.items() if k in ("Author", "Subject", "Keywords")}
+    if scanned:
+        metadata["ocr_pages" if ocr_languages else "pages_without_text"] = _page_list(scanned)
     title = str(info.get("Title", "")).strip()
     if not _is_real_title(title):
         first = next((e for e in elements if e.kind == "title" and e.page == 1), None)
         title = first.text if first else ""
     return _Parsed(elements, title, {k: v for k, v in metadata.items() if v})
+
+
+def _ocr_pdf_page(page: Any, languages: str, where: str) -> str:
+    """Render one PDF page at the OCR resolution and read it with tesseract."""
+    from ingest.ocr import MAX_PIXELS, RENDER_DPI, recognise
+
+    width, height = page.get_size()
+    scale = RENDER_DPI / 72
+    if width * height * scale * scale > MAX_PIXELS:
+        scale = (MAX_PIXELS / (width * height)) ** 0.5
+    bitmap = page.render(scale=scale, grayscale=True)
+    try:
+        image = bitmap.to_pil()
+    finally:
+        bitmap.close()
+    return recognise(image, languages, where)
+
+
+def _page_list(pages: Sequence[int]) -> str:
+    """``1-3, 7`` for pages 1, 2, 3 and 7."""
+    spans: list[list[int]] = []
+    for n in pages:
+        if spans and spans[-1][1] == n - 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in spans)
+
+
+def _parse_image(path: Path, ocr_languages: str | None) -> _Parsed:
+    """An image file (scan or photo of a document): each frame is a page, read by OCR."""
+    from ingest.ocr import image_pages, recognise
+
+    if not ocr_languages:
+        raise DocumentError(str(path), "an image needs OCR, and OCR is disabled")
+    pages = [
+        _pdf_lines(recognise(image, ocr_languages, f"{path} (page {n})"))
+        for n, image in enumerate(image_pages(path), start=1)
+    ]
+    if not any(pages):
+        raise DocumentError(str(path), "no text found (not even by OCR)")
+    return _Parsed(_pdf_elements(pages), None, {"ocr_pages": _page_list(range(1, len(pages) + 1))})
 
 
 def _pdf_lines(raw: str) -> list[_PdfLine]:
