@@ -115,7 +115,10 @@ class Ingestor:
         self._check_size(path, stat.st_size)
         if on_stage:
             on_stage(path, "parsing")
-        parsed = parse_file(path, max_pdf_pages=self.settings.ingest.max_pdf_pages)
+        ingest = self.settings.ingest
+        parsed = parse_file(
+            path, max_pdf_pages=ingest.max_pdf_pages, ocr_languages=ingest.ocr_languages if ingest.ocr else None
+        )
         _, chunks = chunk_document(
             parsed,
             self.embedder.count_tokens,

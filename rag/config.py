@@ -83,9 +83,14 @@ class IngestSettings(_Section):
     max_pdf_pages: int = Field(2000, gt=0)
     commit_every: int = Field(25, gt=0, description="Files per index generation during a batch.")
     poll_interval_s: float = Field(5.0, gt=0)
+    sync_interval_s: float = Field(60.0, gt=0, description="Seconds between full syncs of the source folders.")
+    watch: bool = True
+    ocr: bool = True
+    ocr_languages: str = Field("deu+eng", pattern=r"^[a-z_]+(\+[a-z_]+)*$")
     extensions: list[str] = Field(
         default_factory=lambda: [
             ".pdf", ".docx", ".pptx", ".xlsx", ".csv", ".html", ".htm", ".md", ".txt", ".eml", ".msg",
+            ".tif", ".tiff",
         ]
     )
 
