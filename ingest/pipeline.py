@@ -11,7 +11,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -38,6 +38,7 @@ class IngestReport:
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    moved: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     chunks: int = 0
     seconds: float = 0.0
@@ -53,6 +54,7 @@ class IngestReport:
             "updated": self.updated,
             "unchanged": len(self.unchanged),
             "deleted": self.deleted,
+            "moved": [{"from": a, "to": b} for a, b in self.moved],
             "failed": [{"path": p, "reason": r} for p, r in self.failed],
             "chunks": self.chunks,
             "seconds": round(self.seconds, 2),
@@ -145,6 +147,47 @@ class Ingestor:
         writer.upsert_document(record, chunks, vectors)
         return len(chunks)
 
+    @staticmethod
+    def _moves(
+        gone: Sequence[DocumentRecord], new_files: Sequence[Path], hashes: dict[str, str]
+    ) -> list[tuple[DocumentRecord, Path]]:
+        """Pairs of (vanished document, new file) with the same content: renames and moves.
+
+        Only new files of a size some vanished document had are hashed (into ``hashes``, for reuse);
+        each vanished document pairs with at most one new file.
+        """
+        by_size: dict[int, list[DocumentRecord]] = {}
+        for doc in gone:
+            by_size.setdefault(doc.size, []).append(doc)
+        moves = []
+        for path in new_files:
+            try:
+                candidates = by_size.get(path.stat().st_size)
+                if not candidates:
+                    continue
+                sha = hashes[str(path)] = sha256_file(path)
+            except OSError:
+                continue  # the file went away or is unreadable; the main loop reports it
+            match = next((d for d in candidates if d.sha256 == sha), None)
+            if match is not None:
+                candidates.remove(match)
+                moves.append((match, path))
+        return moves
+
+    @staticmethod
+    def _move(writer: IndexWriter, old: DocumentRecord, path: Path) -> DocumentRecord:
+        """Move ``old`` to ``path`` in the index; returns the document's new record."""
+        stat = path.stat()
+        # A title that was only the old file name follows the file (parse_file falls back to the stem).
+        title = path.stem if old.title in (Path(old.path).stem, Path(old.path).name) else old.title
+        moved = replace(
+            old, doc_id=document_id(path), path=str(path), size=stat.st_size, mtime=stat.st_mtime, title=title
+        )
+        writer.move_document(
+            old.doc_id, new_doc_id=moved.doc_id, path=moved.path, size=moved.size, mtime=moved.mtime, title=title
+        )
+        return moved
+
     def ingest(
         self,
         paths: Sequence[Path],
@@ -172,13 +215,20 @@ class Ingestor:
         files = list(dict.fromkeys(discover(paths, self.settings.ingest.extensions)))
         with IndexWriter(self.settings.index_dir, self.embedder.identity) as writer:
             known = {d.path: d for d in writer.documents()}
+            hashes: dict[str, str] = {}
             if delete_missing:
                 present = {str(f) for f in files}
                 roots = [str(Path(p).resolve()) + os.sep for p in paths if Path(p).is_dir()]
-                for doc_path in known:
-                    if doc_path not in present and any(doc_path.startswith(r) for r in roots):
-                        writer.delete_path(doc_path)
-                        report.deleted.append(doc_path)
+                gone = [d for p, d in known.items() if p not in present and any(p.startswith(r) for r in roots)]
+                for vanished, target in self._moves(gone, [f for f in files if str(f) not in known], hashes):
+                    known[str(target)] = self._move(writer, vanished, target)
+                    del known[vanished.path]
+                    report.moved.append((vanished.path, str(target)))
+                    gone.remove(vanished)
+                for doc in gone:
+                    writer.delete_path(doc.path)
+                    report.deleted.append(doc.path)
+                    del known[doc.path]
             pending = 0
             bar = tqdm(files, unit="file", disable=not progress, dynamic_ncols=True)
             for path in bar:
@@ -188,7 +238,7 @@ class Ingestor:
                     stat = path.stat()
                     old = known.get(key)
                     same = old is not None and old.size == stat.st_size and old.mtime == stat.st_mtime
-                    sha = "" if same else sha256_file(path)
+                    sha = "" if same else hashes.get(key) or sha256_file(path)
                     if old is not None and (same or old.sha256 == sha):
                         if old.access != wanted_access:
                             writer.set_access(old.doc_id, wanted_access)

@@ -596,6 +596,49 @@ class IndexWriter:
         )
         self._dirty = True
 
+    def move_document(
+        self, doc_id: str, *, new_doc_id: str, path: str, size: int, mtime: float, title: str
+    ) -> bool:
+        """Give an indexed document a new id and path: a renamed or moved file with the same content.
+
+        Its chunks, vectors and access tokens are kept (nothing is re-embedded); only a changed
+        ``title`` re-indexes the chunks' keyword terms, which include it. Returns False when
+        ``doc_id`` is not indexed.
+        """
+        db, _ = self._begin()
+        old = db.execute("SELECT title FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+        if old is None:
+            return False
+        db.execute(
+            "INSERT INTO documents SELECT ?, ?, ?, sha256, kind, ?, ?, page_label, ingested_at, metadata "
+            "FROM documents WHERE doc_id = ?",
+            (new_doc_id, path, title, size, mtime, doc_id),
+        )
+        db.execute("UPDATE chunks SET doc_id = ? WHERE doc_id = ?", (new_doc_id, doc_id))
+        db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
+        if title != old[0]:
+            rows = db.execute(
+                "SELECT c.chunk_id, c.section, c.text, f.terms FROM chunks c "
+                "JOIN chunks_fts f ON f.rowid = c.chunk_id WHERE c.doc_id = ?",
+                (new_doc_id,),
+            ).fetchall()
+            for chunk_id, section, text, old_terms in rows:
+                terms = keyword_document(f"{title} {section or ''} " + text)
+                self._count_terms(db, set(old_terms.split()), -1)
+                self._count_terms(db, set(terms.split()), +1)
+                db.execute("UPDATE chunks_fts SET terms = ? WHERE rowid = ?", (terms, chunk_id))
+            db.execute("DELETE FROM term_chunks WHERE chunks <= 0")
+        self._dirty = True
+        return True
+
+    @staticmethod
+    def _count_terms(db: sqlite3.Connection, terms: set[str], delta: int) -> None:
+        db.executemany(
+            "INSERT INTO term_chunks (term, chunks) VALUES (?, ?) "
+            "ON CONFLICT (term) DO UPDATE SET chunks = chunks + excluded.chunks",
+            [(t, delta) for t in terms],
+        )
+
     def delete_document(self, doc_id: str) -> bool:
         """Remove a document and its chunks; returns False if it was not indexed."""
         db, index = self._begin()
