@@ -1,8 +1,13 @@
-"""The ingestion job table: what the UI hands to the worker, and what the worker reports back.
+"""The ingestion job table and the file ledger, both in ``state.sqlite`` (WAL mode).
 
-A job is one file. States: ``queued`` -> ``parsing`` -> ``embedding`` -> ``committed`` (or ``skipped``
-when unchanged, ``failed`` with a plain reason). The table lives in ``state.sqlite`` (WAL mode) so the UI
-can enqueue and read progress while the worker writes.
+A job is one upload the UI hands to the worker. States: ``queued`` -> ``parsing`` -> ``embedding`` ->
+``committed`` (or ``skipped`` when unchanged, ``failed`` with a plain reason).
+
+The file ledger (:class:`FileStates`) holds the state of every file the pipeline has seen, uploads and
+folder files alike: ``queued``, ``parsing``, ``embedding``, ``committed``, ``failed`` (a plain reason) or
+``quarantined`` (the file was refused as dangerous or broke the parser: crash, hang, memory). A failed or
+quarantined file is not tried again until its size or modification time changes. The UI and
+``hauswissen status`` read it for the queue, the failures and an ETA, while the worker writes.
 """
 
 from __future__ import annotations
@@ -31,6 +36,17 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, job_id);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    reason TEXT,
+    size INTEGER NOT NULL DEFAULT 0,
+    mtime REAL NOT NULL DEFAULT 0,
+    started REAL,
+    seconds REAL,
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS files_state ON files(state);
 """
 
 
@@ -54,17 +70,23 @@ def _row_to_job(row: sqlite3.Row | tuple) -> Job:
     )
 
 
+def _connect(path: Path) -> sqlite3.Connection:
+    """The state database in autocommit and WAL mode, so the UI reads while the worker writes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    db.executescript(_SCHEMA)
+    return db
+
+
 class JobQueue:
     """A small durable queue in SQLite; safe to use from several processes and threads."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db = _connect(self.path)
 
     def close(self) -> None:
         with self._lock:
@@ -134,3 +156,113 @@ class JobQueue:
                 (time.time(),),
             )
         return cur.rowcount
+
+
+FILE_STATES = ("queued", "parsing", "embedding", "committed", "failed", "quarantined")
+_WORKING = ("parsing", "embedding")
+
+
+@dataclass(frozen=True)
+class FileState:
+    """What the ledger knows of one file."""
+
+    path: str
+    state: str
+    reason: str | None
+    size: int
+    mtime: float
+    seconds: float | None
+    updated: float
+
+
+class FileStates:
+    """The ledger of every file's ingestion state; shares ``state.sqlite`` with :class:`JobQueue`."""
+
+    def __init__(self, path: Path) -> None:
+        self._lock = threading.Lock()
+        self._db = _connect(Path(path))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def set(
+        self, path: str, state: str, reason: str | None = None, *, size: int | None = None, mtime: float | None = None
+    ) -> None:
+        """Record ``state`` for ``path``; ``size``/``mtime`` identify the version a failure belongs to."""
+        if state not in FILE_STATES:
+            raise ValueError(f"unknown file state {state!r}")
+        now = time.time()
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO files (path, state, reason, size, mtime, started, seconds, updated) "
+                "VALUES (?, ?, ?, coalesce(?, 0), coalesce(?, 0), ?, NULL, ?) "
+                "ON CONFLICT (path) DO UPDATE SET state = excluded.state, reason = excluded.reason, "
+                "size = coalesce(?, size), mtime = coalesce(?, mtime), "
+                # the clock starts when work starts and stops when the file is done
+                "started = CASE WHEN excluded.state = 'parsing' THEN excluded.updated "
+                "WHEN excluded.state = 'queued' THEN NULL ELSE started END, "
+                "seconds = CASE WHEN excluded.state IN ('committed', 'failed', 'quarantined') AND started "
+                "IS NOT NULL THEN excluded.updated - started ELSE seconds END, updated = excluded.updated",
+                (path, state, reason, size, mtime, now if state == "parsing" else None, now, size, mtime),
+            )
+
+    def forget(self, paths: Sequence[str]) -> None:
+        """Drop files that are gone from their folder (deleted documents)."""
+        with self._lock:
+            self._db.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in paths])
+
+    def known_failure(self, path: str, size: int, mtime: float) -> FileState | None:
+        """The failed or quarantined state of this exact version of ``path``, if it has one."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT path, state, reason, size, mtime, seconds, updated FROM files "
+                "WHERE path = ? AND state IN ('failed', 'quarantined') AND size = ? AND mtime = ?",
+                (path, size, mtime),
+            ).fetchone()
+        return FileState(*row) if row else None
+
+    def requeue_interrupted(self) -> int:
+        """Files a crashed worker was working on go back to ``queued``; returns how many."""
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE files SET state = 'queued', started = NULL, updated = ? "
+                "WHERE state IN ('parsing', 'embedding')",
+                (time.time(),),
+            )
+        return cur.rowcount
+
+    def counts(self) -> dict[str, int]:
+        """Files per state."""
+        with self._lock:
+            rows = self._db.execute("SELECT state, COUNT(*) FROM files GROUP BY state").fetchall()
+        return {state: int(n) for state, n in rows}
+
+    def all(self, states: Sequence[str] = FILE_STATES) -> list[FileState]:
+        """Every file in ``states``, problems first, then by path."""
+        marks = ",".join("?" * len(states))
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT path, state, reason, size, mtime, seconds, updated FROM files "  # noqa: S608
+                f"WHERE state IN ({marks}) ORDER BY state NOT IN ('failed', 'quarantined'), path",
+                list(states),
+            ).fetchall()
+        return [FileState(*r) for r in rows]
+
+    def eta_seconds(self, recent: int = 50) -> float | None:
+        """Seconds until the queue is done: waiting files times the median time of the last ``recent``
+        files; None when nothing waits or no file has been timed yet."""
+        with self._lock:
+            waiting = self._db.execute(
+                "SELECT COUNT(*) FROM files WHERE state IN ('queued', 'parsing', 'embedding')"
+            ).fetchone()[0]
+            times = [
+                r[0]
+                for r in self._db.execute(
+                    "SELECT seconds FROM files WHERE seconds IS NOT NULL ORDER BY updated DESC LIMIT ?", (recent,)
+                )
+            ]
+        if not waiting or not times:
+            return None
+        times.sort()
+        return waiting * times[len(times) // 2]
