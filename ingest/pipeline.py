@@ -23,6 +23,7 @@ from rag.documents import DocumentRecord
 from rag.embedding import Embedder
 from rag.errors import DocumentError
 from rag.files import sha256_file
+from rag.jobs import FileStates
 from rag.store import IndexWriter
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ class IngestReport:
     deleted: list[str] = field(default_factory=list)
     moved: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    # Files that failed before and have not changed since: not tried again.
+    still_failed: list[tuple[str, str]] = field(default_factory=list)
     chunks: int = 0
     seconds: float = 0.0
     generation: int = 0
@@ -56,6 +59,7 @@ class IngestReport:
             "deleted": self.deleted,
             "moved": [{"from": a, "to": b} for a, b in self.moved],
             "failed": [{"path": p, "reason": r} for p, r in self.failed],
+            "still_failed": [{"path": p, "reason": r} for p, r in self.still_failed],
             "chunks": self.chunks,
             "seconds": round(self.seconds, 2),
             "generation": self.generation,
@@ -92,9 +96,10 @@ def discover(paths: Iterable[Path], extensions: Sequence[str]) -> Iterator[Path]
 class Ingestor:
     """Ingests files into the index with one embedder; reuse it to avoid reloading the model."""
 
-    def __init__(self, settings: Settings, embedder: Embedder) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder, ledger: FileStates | None = None) -> None:
         self.settings = settings
         self.embedder = embedder
+        self.ledger = ledger or FileStates(settings.state_path)
 
     def _check_size(self, path: Path, size: int) -> None:
         limit = self.settings.ingest.max_file_mb * 1e6
@@ -213,6 +218,7 @@ class Ingestor:
         started = time.perf_counter()
         report = IngestReport()
         files = list(dict.fromkeys(discover(paths, self.settings.ingest.extensions)))
+        ledger = self.ledger
         with IndexWriter(self.settings.index_dir, self.embedder.identity) as writer:
             known = {d.path: d for d in writer.documents()}
             hashes: dict[str, str] = {}
@@ -229,46 +235,89 @@ class Ingestor:
                     writer.delete_path(doc.path)
                     report.deleted.append(doc.path)
                     del known[doc.path]
+                ledger.forget_missing(roots, present)
+            versions = self._versions(files)
+            unchanged = {
+                key for key, (size, mtime) in versions.items()
+                if (d := known.get(key)) is not None and d.size == size and d.mtime == mtime
+            }
+            for key, (size, mtime) in versions.items():
+                if key not in unchanged and ledger.known_failure(key, size, mtime) is None:
+                    ledger.set(key, "queued", size=size, mtime=mtime)
+            uncommitted: list[tuple[str, int, float]] = []
+
+            def commit() -> None:
+                report.generation = writer.commit()
+                ledger.committed(uncommitted)
+                uncommitted.clear()
+
+            def stage(path: Path, name: str) -> None:
+                ledger.set(str(path), name)
+                if on_stage:
+                    on_stage(path, name)
+
+            def fail(key: str, reason: str, state: str) -> None:
+                size, mtime = versions.get(key, (0, 0.0))
+                ledger.set(key, state, reason, size=size, mtime=mtime)
+                report.failed.append((key, reason))
+                if on_done:
+                    on_done(Path(key), "failed", reason)
+
             pending = 0
             bar = tqdm(files, unit="file", disable=not progress, dynamic_ncols=True)
             for path in bar:
                 bar.set_postfix_str(path.name[-40:], refresh=False)
                 key = str(path)
+                if key not in versions:
+                    fail(key, "the file vanished or cannot be read", "failed")
+                    continue
+                size, mtime = versions[key]
                 try:
-                    stat = path.stat()
                     old = known.get(key)
-                    same = old is not None and old.size == stat.st_size and old.mtime == stat.st_mtime
+                    same = key in unchanged
+                    if not same and (failure := ledger.known_failure(key, size, mtime)) is not None:
+                        report.still_failed.append((key, failure.reason or failure.state))
+                        continue
                     sha = "" if same else hashes.get(key) or sha256_file(path)
                     if old is not None and (same or old.sha256 == sha):
                         if old.access != wanted_access:
                             writer.set_access(old.doc_id, wanted_access)
                             report.updated.append(key)
-                            continue
-                        report.unchanged.append(key)
-                        if on_done:
-                            on_done(path, "skipped", "unchanged")
+                        else:
+                            report.unchanged.append(key)
+                            if on_done:
+                                on_done(path, "skipped", "unchanged")
+                        uncommitted.append((key, size, mtime))
                         continue
-                    n = self._ingest_file(writer, path, sha, wanted_access, on_stage)
+                    n = self._ingest_file(writer, path, sha, wanted_access, stage)
                 except DocumentError as e:
-                    report.failed.append((key, e.reason))
-                    if on_done:
-                        on_done(path, "failed", e.reason)
+                    fail(key, e.reason, "quarantined" if e.quarantine else "failed")
                     continue
                 except Exception as e:  # one bad file must not stop the batch
                     log.exception("ingesting %s failed", path)
-                    reason = f"unexpected error: {type(e).__name__}: {e}"[:300]
-                    report.failed.append((key, reason))
-                    if on_done:
-                        on_done(path, "failed", reason)
+                    fail(key, f"unexpected error: {type(e).__name__}: {e}"[:300], "failed")
                     continue
                 report.chunks += n
                 (report.updated if key in known else report.added).append(key)
+                uncommitted.append((key, size, mtime))
                 pending += 1
                 if pending >= self.settings.ingest.commit_every:
-                    report.generation = writer.commit()
+                    commit()
                     pending = 0
                 bar.set_postfix(chunks=report.chunks, failed=len(report.failed), refresh=False)
             bar.close()
-            report.generation = writer.commit()
+            commit()
         report.seconds = time.perf_counter() - started
         return report
+
+    @staticmethod
+    def _versions(files: Sequence[Path]) -> dict[str, tuple[int, float]]:
+        """Size and modification time of each file that can still be read (a file's version)."""
+        versions = {}
+        for path in files:
+            try:
+                stat = path.stat()
+            except OSError:
+                continue
+            versions[str(path)] = (stat.st_size, stat.st_mtime)
+        return versions

@@ -44,6 +44,7 @@ class Worker:
         self._last_sync = float("-inf")  # the first pass always syncs
         # Started by run_forever: a single pass (``worker --once``, tests) needs no events.
         self.watcher: FolderWatcher | None = None
+        self.ingestor.ledger.requeue_interrupted()
         requeued = self.queue.requeue_interrupted()
         if requeued:
             log.info("re-queued %d interrupted jobs", requeued)
@@ -83,10 +84,10 @@ class Worker:
         if not folders:
             return None
         report = self.ingestor.ingest(folders, access=self.settings.retrieval.default_access)
-        if report.documents or report.deleted or report.failed:
+        if report.documents or report.moved or report.deleted or report.failed:
             log.info(
-                "sync: %d new, %d changed, %d deleted, %d failed",
-                len(report.added), len(report.updated), len(report.deleted), len(report.failed),
+                "sync: %d new, %d changed, %d moved, %d deleted, %d failed",
+                len(report.added), len(report.updated), len(report.moved), len(report.deleted), len(report.failed),
             )
         return report
 

@@ -42,12 +42,17 @@ class InvalidInputError(UserError):
 
 
 class DocumentError(UserError):
-    """One document could not be ingested. ``reason`` is plain words, no traceback."""
+    """One document could not be ingested. ``reason`` is plain words, no traceback.
 
-    def __init__(self, path: str, reason: str) -> None:
+    ``quarantine`` marks a file refused as dangerous or one that broke its parser (crash, hang, memory):
+    the file ledger keeps it apart from ordinary failures such as a password-protected PDF.
+    """
+
+    def __init__(self, path: str, reason: str, *, quarantine: bool = False) -> None:
         super().__init__(f"{path}: {reason}", code=None)
         self.path = path
         self.reason = reason
+        self.quarantine = quarantine
 
 
 class IndexMismatchError(UserError):

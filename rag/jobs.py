@@ -207,10 +207,37 @@ class FileStates:
                 (path, state, reason, size, mtime, now if state == "parsing" else None, now, size, mtime),
             )
 
+    def committed(self, files: Sequence[tuple[str, int, float]]) -> None:
+        """Mark ``(path, size, mtime)`` versions as committed in one transaction (rows already saying
+        so are left alone, so an unchanged folder of thousands of files costs one quick statement)."""
+        now = time.time()
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(
+                    "INSERT INTO files (path, state, reason, size, mtime, started, seconds, updated) "
+                    "VALUES (?, 'committed', NULL, ?, ?, NULL, NULL, ?) "
+                    "ON CONFLICT (path) DO UPDATE SET state = 'committed', reason = NULL, size = excluded.size, "
+                    "mtime = excluded.mtime, updated = excluded.updated, "
+                    "seconds = CASE WHEN started IS NOT NULL THEN excluded.updated - started ELSE seconds END "
+                    "WHERE state != 'committed' OR size != excluded.size OR mtime != excluded.mtime",
+                    [(path, size, mtime, now) for path, size, mtime in files],
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
     def forget(self, paths: Sequence[str]) -> None:
         """Drop files that are gone from their folder (deleted documents)."""
         with self._lock:
             self._db.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in paths])
+
+    def forget_missing(self, roots: Sequence[str], present: set[str]) -> None:
+        """Drop files under the folders ``roots`` (ending in a separator) that are not in ``present``."""
+        with self._lock:
+            paths = [r[0] for r in self._db.execute("SELECT path FROM files")]
+        self.forget([p for p in paths if p not in present and p.startswith(tuple(roots))])
 
     def known_failure(self, path: str, size: int, mtime: float) -> FileState | None:
         """The failed or quarantined state of this exact version of ``path``, if it has one."""

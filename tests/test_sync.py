@@ -135,3 +135,40 @@ def test_an_unchanged_folder_is_neither_parsed_nor_embedded_again(
 
     assert embedder.passages == embedded
     assert report.documents == 0 and len(report.unchanged) == 2
+
+
+def test_every_file_has_a_state_and_a_failure_is_not_retried_until_the_file_changes(
+    settings: Settings, embedder: CountingEmbedder, share: Path
+) -> None:
+    broken = share / "kaputt.pdf"
+    broken.write_bytes(b"%PDF-1.7\n not really a pdf")
+    ingestor = Ingestor(settings, embedder)
+
+    first = ingestor.ingest([share])
+    states = {Path(s.path).name: s for s in ingestor.ledger.all()}
+    assert {n: s.state for n, s in states.items()} == {
+        "kaputt.pdf": "failed", "burlg.md": "committed", "notiz.txt": "committed",
+    }
+    assert states["kaputt.pdf"].reason == dict(first.failed)[str(broken)]
+
+    second = ingestor.ingest([share])
+    assert second.failed == [] and [Path(p).name for p, _ in second.still_failed] == ["kaputt.pdf"]
+
+    broken.write_text("# Repariert\n\nJetzt eine Textdatei.", encoding="utf-8")
+    broken.rename(share / "repariert.md")
+    third = ingestor.ingest([share])
+    assert [Path(p).name for p in third.added] == ["repariert.md"]
+    assert {Path(s.path).name for s in ingestor.ledger.all()} == {"repariert.md", "burlg.md", "notiz.txt"}
+
+
+def test_a_changed_failed_file_is_tried_again(settings: Settings, embedder: CountingEmbedder, share: Path) -> None:
+    broken = share / "liste.csv"
+    broken.write_bytes(b"")
+    ingestor = Ingestor(settings, embedder)
+    assert [Path(p).name for p, _ in ingestor.ingest([share]).failed] == ["liste.csv"]
+
+    broken.write_text("Name;Tage\nAnna;30\n", encoding="utf-8")
+    report = ingestor.ingest([share])
+
+    assert [Path(p).name for p in report.added] == ["liste.csv"]
+    assert {s.state for s in ingestor.ledger.all()} == {"committed"}
