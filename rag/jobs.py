@@ -16,7 +16,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -233,7 +233,7 @@ class FileStates:
         with self._lock:
             self._db.executemany("DELETE FROM files WHERE path = ?", [(p,) for p in paths])
 
-    def forget_missing(self, roots: Sequence[str], present: set[str]) -> None:
+    def forget_missing(self, roots: Sequence[str], present: Collection[str]) -> None:
         """Drop files under the folders ``roots`` (ending in a separator) that are not in ``present``."""
         with self._lock:
             paths = [r[0] for r in self._db.execute("SELECT path FROM files")]
