@@ -284,7 +284,7 @@ def test_a_pdf_without_text_layer_asks_for_ocr(tmp_path: Path) -> None:
     with pytest.raises(DocumentError) as caught:
         parse_file(path)
 
-    assert caught.value.reason == "no text layer (scanned pages); OCR is not enabled"
+    assert caught.value.reason == "scanned pages without a text layer, and OCR is disabled"
 
 
 def test_an_unsupported_extension_is_refused(tmp_path: Path) -> None:
