@@ -93,6 +93,13 @@ class IngestSettings(_Section):
             ".tif", ".tiff",
         ]
     )
+    max_zip_entries: int = Field(10_000, gt=0, description="Entries an Office file (a ZIP) may have.")
+    max_unzipped_mb: float = Field(1000.0, gt=0, description="Declared uncompressed size of an Office file.")
+    max_zip_ratio: float = Field(200.0, gt=1, description="Declared uncompressed size / file size.")
+    sandbox: bool = Field(True, description="Parse in a child process with the limits below.")
+    parse_timeout_s: float = Field(300.0, gt=0, description="Wall-clock seconds the parser may take per file.")
+    parse_cpu_s: int = Field(300, gt=0, description="CPU seconds the parser may use per file.")
+    parse_memory_mb: int = Field(2048, ge=256, description="Address space of the parser process.")
 
 
 class UISettings(_Section):

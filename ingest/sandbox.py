@@ -1,0 +1,415 @@
+"""Parse files in a child process with memory, CPU-time and wall-time limits.
+
+A damaged or hostile file can make a parser hang, crash or eat memory (pdfium and XML parsers have had
+such bugs); in a child process that fails only the one file. The child (``python -m ingest.sandbox``)
+reads one JSON request per line on stdin and writes one JSON reply per line; it is reused for many files
+and replaced after any failure, so a batch of small files pays its start-up (about 0.1 s) once.
+
+The parent never unpickles anything: the child parses hostile input and might be compromised, so its
+replies are plain JSON, checked field by field (:func:`document_from_dict`), and bounded in size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import importlib
+import json
+import logging
+import os
+import resource
+import selectors
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Protocol
+
+from ingest.parsing import SUPPORTED_KINDS, Element, ParsedDocument, parse_file
+from rag.errors import DocumentError
+
+if TYPE_CHECKING:
+    from rag.config import IngestSettings
+
+log = logging.getLogger(__name__)
+
+_ROOT = Path(__file__).resolve().parent.parent
+_ELEMENT_KINDS = frozenset({"title", "text", "list", "table", "code"})
+_PAGE_LABELS = frozenset({"page", "slide", "sheet"})
+# Extracted text beyond this is not a document anyone can use (hours of embedding), and it is what a
+# decompression bomb that slipped past the ZIP checks would produce.
+_REPLY_BASE_BYTES = 256 * 1024 * 1024
+_REPLY_BYTES_PER_FILE_BYTE = 4
+_OUT_OF_MEMORY_REPLY = b'{"memory": true}\n'
+
+
+class Parser(Protocol):
+    """The signature of :func:`ingest.parsing.parse_file`; a sandboxed one must be a module-level function."""
+
+    def __call__(
+        self, path: Path, *, max_pdf_pages: int | None = None, ocr_languages: str | None = None
+    ) -> ParsedDocument: ...
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Per-file limits of the parser process."""
+
+    timeout_s: float = 300.0
+    cpu_s: int = 300
+    memory_mb: int = 2048
+
+    @classmethod
+    def from_settings(cls, settings: IngestSettings) -> SandboxLimits:
+        return cls(settings.parse_timeout_s, settings.parse_cpu_s, settings.parse_memory_mb)
+
+
+def document_to_dict(doc: ParsedDocument) -> dict[str, Any]:
+    """A JSON-ready form of ``doc`` (the inverse of :func:`document_from_dict`)."""
+    return {
+        "title": doc.title,
+        "kind": doc.kind,
+        "page_label": doc.page_label,
+        "elements": [[e.text, e.kind, e.page, e.heading] for e in doc.elements],
+        "metadata": dict(doc.metadata),
+    }
+
+
+def document_from_dict(data: object, path: Path) -> ParsedDocument:
+    """Rebuild a parsed document from untrusted JSON data, checking every field's type and value.
+
+    ``path`` is the file the caller asked for; the reply has no say in it.
+
+    Raises:
+        ValueError: the data is not a document as :func:`document_to_dict` writes it.
+    """
+    if not isinstance(data, dict):
+        raise ValueError("document is not an object")
+    title, kind, page_label = data.get("title"), data.get("kind"), data.get("page_label")
+    raw_elements, metadata = data.get("elements"), data.get("metadata")
+    if not isinstance(title, str) or kind not in SUPPORTED_KINDS.values() or page_label not in _PAGE_LABELS:
+        raise ValueError("bad title, kind or page label")
+    if not isinstance(raw_elements, list) or not isinstance(metadata, dict):
+        raise ValueError("bad elements or metadata")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+        raise ValueError("metadata must map strings to strings")
+    elements = []
+    for item in raw_elements:
+        if not (isinstance(item, list) and len(item) == 4):
+            raise ValueError("bad element")
+        text, element_kind, page, heading = item
+        if not isinstance(text, str) or element_kind not in _ELEMENT_KINDS:
+            raise ValueError("bad element text or kind")
+        if not (page is None or (isinstance(page, int) and not isinstance(page, bool))):
+            raise ValueError("bad element page")
+        if not (heading is None or isinstance(heading, str)):
+            raise ValueError("bad element heading")
+        elements.append(Element(text, element_kind, page, heading))
+    return ParsedDocument(
+        path=path, title=title, kind=str(kind), page_label=str(page_label), elements=elements, metadata=metadata
+    )
+
+
+def parser_reference(parser: Parser) -> str:
+    """``module:function`` for a module-level function, the form the child process imports.
+
+    Raises:
+        ValueError: ``parser`` cannot be imported by name (a lambda, a local or ``__main__`` function).
+    """
+    module, name = getattr(parser, "__module__", None), getattr(parser, "__qualname__", "")
+    if not module or module == "__main__" or "<" in name:
+        raise ValueError(f"a sandboxed parser must be a module-level function, not {parser!r}")
+    if _resolve(f"{module}:{name}") is not parser:
+        raise ValueError(f"{module}:{name} does not name {parser!r}")
+    return f"{module}:{name}"
+
+
+def _resolve(reference: str) -> Any:
+    module, _, name = reference.partition(":")
+    target: Any = importlib.import_module(module)
+    for part in name.split("."):
+        target = getattr(target, part)
+    return target
+
+
+class SandboxedParser:
+    """Parses files in a reused child process; any failure of the child fails only that file.
+
+    Thread-safe (one file at a time). :meth:`close` stops the child; it is also stopped when this
+    object is garbage-collected or the interpreter exits.
+    """
+
+    def __init__(self, limits: SandboxLimits, parser: Parser = parse_file) -> None:
+        self.limits = limits
+        self._reference = parser_reference(parser)
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._finalizer: weakref.finalize | None = None
+        self.starts = 0
+
+    def __enter__(self) -> SandboxedParser:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the child process (a later :meth:`parse` starts a new one)."""
+        with self._lock:
+            self._discard()
+
+    def kill(self) -> None:
+        """Kill the child now, even mid-parse (from any thread; the parse in flight then fails)."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+
+    def parse(
+        self, path: Path, *, max_pdf_pages: int | None = None, ocr_languages: str | None = None
+    ) -> ParsedDocument:
+        """Parse ``path`` in the child, within the limits.
+
+        Raises:
+            DocumentError: what the parser raised, or, with ``quarantine`` set, that the parser hung,
+                crashed, ran out of memory or sent an invalid reply.
+        """
+        path = Path(path)
+        request = json.dumps(
+            {"path": str(path), "max_pdf_pages": max_pdf_pages, "ocr_languages": ocr_languages,
+             "cpu_s": self.limits.cpu_s}
+        ).encode() + b"\n"
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = 0
+        with self._lock:
+            reply = self._exchange(str(path), request, _REPLY_BASE_BYTES + _REPLY_BYTES_PER_FILE_BYTE * size)
+        return self._interpret(str(path), path, reply)
+
+    def _exchange(self, where: str, request: bytes, max_reply: int) -> object:
+        proc = self._child()
+        try:
+            assert proc.stdin is not None
+            proc.stdin.write(request)
+            proc.stdin.flush()
+        except BrokenPipeError:
+            # The idle child died (killed from outside); one fresh start, then it is this file's fault.
+            self._discard()
+            proc = self._child()
+            assert proc.stdin is not None
+            proc.stdin.write(request)
+            proc.stdin.flush()
+        try:
+            line = self._read_line(where, proc, max_reply)
+        except DocumentError:
+            self._discard()
+            raise
+        try:
+            return json.loads(line)
+        except (ValueError, RecursionError) as e:
+            self._discard()
+            raise DocumentError(where, "parser sent an invalid reply", quarantine=True) from e
+
+    def _read_line(self, where: str, proc: subprocess.Popen[bytes], max_reply: int) -> bytes:
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        deadline = time.monotonic() + self.limits.timeout_s
+        buffer = bytearray()
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_READ)
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not selector.select(remaining):
+                    raise DocumentError(
+                        where, f"parser exceeded its time limit ({self.limits.timeout_s:g} s)", quarantine=True
+                    )
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    raise DocumentError(where, self._death_reason(proc), quarantine=True)
+                end = chunk.find(b"\n")
+                if end >= 0:
+                    buffer += chunk[:end]
+                    if end + 1 < len(chunk):  # one request, one line: more is a protocol violation
+                        raise DocumentError(where, "parser sent an invalid reply", quarantine=True)
+                    return bytes(buffer)
+                buffer += chunk
+                if len(buffer) > max_reply:
+                    raise DocumentError(
+                        where, f"parser produced too much text (over {max_reply // 1_000_000} MB)", quarantine=True
+                    )
+
+    def _death_reason(self, proc: subprocess.Popen[bytes]) -> str:
+        try:
+            code = proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return "parser closed its output and stopped answering"
+        if code == -signal.SIGXCPU:
+            return f"parser exceeded its CPU time limit ({self.limits.cpu_s} s)"
+        if code < 0:
+            return f"parser crashed (signal {-code}, {_signal_name(-code)})"
+        return f"parser exited unexpectedly (exit code {code})"
+
+    def _interpret(self, where: str, path: Path, reply: object) -> ParsedDocument:
+        if isinstance(reply, dict):
+            if "document" in reply:
+                try:
+                    return document_from_dict(reply["document"], path)
+                except ValueError as e:
+                    self.close()
+                    raise DocumentError(where, "parser sent an invalid reply", quarantine=True) from e
+            if reply.get("memory") is True:
+                self.close()  # the child exits after a MemoryError; reap it now
+                raise DocumentError(
+                    where, f"parser ran out of memory (limit {self.limits.memory_mb} MB)", quarantine=True
+                )
+            if isinstance(reply.get("error"), str):
+                raise DocumentError(where, _plain(reply["error"]), quarantine=reply.get("quarantine") is True)
+            if isinstance(reply.get("unexpected"), str):
+                raise DocumentError(where, f"unexpected error: {_plain(reply['unexpected'])}")
+        self.close()
+        raise DocumentError(where, "parser sent an invalid reply", quarantine=True)
+
+    def _child(self) -> subprocess.Popen[bytes]:
+        if self._proc is not None and self._proc.poll() is None:
+            return self._proc
+        self._discard()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_ROOT), env.get("PYTHONPATH", "")) if p)
+        command = [
+            sys.executable, "-m", "ingest.sandbox", "--parser", self._reference,
+            "--memory-mb", str(self.limits.memory_mb), "--parent", str(os.getpid()),
+        ]
+        self._proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True)
+        self._finalizer = weakref.finalize(self, _stop, self._proc)
+        self.starts += 1
+        return self._proc
+
+    def _discard(self) -> None:
+        if self._finalizer is not None:
+            self._finalizer()
+        self._proc = None
+        self._finalizer = None
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """End the child: EOF asks it to exit; a child busy with a hostile file is killed."""
+    for stream in (proc.stdin, proc.stdout):
+        try:
+            if stream is not None:
+                stream.close()
+        except OSError:
+            pass
+    try:
+        proc.wait(timeout=0.05 if proc.poll() is None else None)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return "unknown signal"
+
+
+def _plain(reason: str, limit: int = 500) -> str:
+    """A reason from the child, as one line of printable text."""
+    text = "".join(ch if ch.isprintable() else " " for ch in reason)
+    return " ".join(text.split())[:limit] or "unknown parser error"
+
+
+# -- the child -----------------------------------------------------------------------------------------
+
+
+def _limit_self(memory_mb: int) -> None:
+    # Hard limits too: code running on hostile input must not be able to raise them again.
+    memory = memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to kill this process when the parent dies, so a hung parse cannot outlive it."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        sys.exit(0)
+
+
+def _set_cpu_budget(seconds: int) -> None:
+    # RLIMIT_CPU counts the process's whole life: move the soft limit to "used so far + this file's share".
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    soft = int(usage.ru_utime + usage.ru_stime) + seconds + 1
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+
+
+def _answer(parser: Parser, request: Mapping[str, Any]) -> tuple[bytes, bool]:
+    """The reply line for one request, and whether the child must exit after sending it."""
+    try:
+        _set_cpu_budget(int(request["cpu_s"]))
+        doc = parser(
+            Path(request["path"]), max_pdf_pages=request.get("max_pdf_pages"),
+            ocr_languages=request.get("ocr_languages"),
+        )
+        reply: dict[str, Any] = {"document": document_to_dict(doc)}
+        del doc
+        return json.dumps(reply, ensure_ascii=False).encode() + b"\n", False
+    except MemoryError:
+        return _OUT_OF_MEMORY_REPLY, True
+    except DocumentError as e:
+        reply = {"error": e.reason, "quarantine": e.quarantine}
+    except Exception as e:  # reported to the parent as this file's failure; the child stays usable
+        traceback.print_exc()
+        message = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        reply = {"unexpected": f"{type(e).__name__}: {message}" if message else type(e).__name__}
+    return json.dumps(reply, ensure_ascii=False).encode() + b"\n", False
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The child: serve parse requests from stdin until it closes."""
+    options = argparse.ArgumentParser(prog="python -m ingest.sandbox")
+    options.add_argument("--parser", default="ingest.parsing:parse_file")
+    options.add_argument("--memory-mb", type=int, required=True)
+    options.add_argument("--parent", type=int, required=True)
+    args = options.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it then closes stdin
+    _die_with_parent(args.parent)
+    _limit_self(args.memory_mb)
+    # Private copies of the protocol pipes; libraries that print or read stdin get stderr and /dev/null.
+    requests: IO[bytes] = os.fdopen(os.dup(0), "rb")
+    replies: IO[bytes] = os.fdopen(os.dup(1), "wb")
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)
+    from rag.offline import enforce_offline_env
+
+    enforce_offline_env()
+    parser: Parser = _resolve(args.parser)
+    for line in requests:
+        try:
+            request = json.loads(line)
+        except ValueError:
+            return 2
+        reply, fatal = _answer(parser, request)
+        replies.write(reply)
+        replies.flush()
+        if fatal:
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
