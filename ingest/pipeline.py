@@ -6,20 +6,29 @@ generations every ``ingest.commit_every`` files and at the end, so a crash loses
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import logging
 import os
+import sqlite3
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypeVar
 
+import numpy as np
 from tqdm import tqdm
 
 from ingest.chunking import chunk_document
-from ingest.parsing import parse_file
+from ingest.parsing import ParsedDocument, parse_file
+from ingest.sandbox import Parser, SandboxedParser, SandboxLimits
+from ingest.validation import validate_file
 from rag.config import Settings
-from rag.documents import DocumentRecord
+from rag.documents import ChunkDraft, DocumentRecord
 from rag.embedding import Embedder
 from rag.errors import DocumentError
 from rag.files import sha256_file
@@ -29,6 +38,7 @@ from rag.store import IndexWriter
 log = logging.getLogger(__name__)
 
 StageCallback = Callable[[Path, str], None]
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -44,8 +54,15 @@ class IngestReport:
     # Files that failed before and have not changed since: not tried again.
     still_failed: list[tuple[str, str]] = field(default_factory=list)
     chunks: int = 0
+    # Tokens of the embedded chunk texts (as the embedder counts them) and pages parsed.
+    tokens: int = 0
+    pages: int = 0
     seconds: float = 0.0
+    # Wall seconds by stage: validate, parse, chunk, embed, write, commit (parse overlaps embed).
+    stage_seconds: dict[str, float] = field(default_factory=dict)
     generation: int = 0
+    # Set when the index could not be written and the run stopped (the index is unchanged).
+    error: str | None = None
 
     @property
     def documents(self) -> int:
@@ -61,8 +78,12 @@ class IngestReport:
             "failed": [{"path": p, "reason": r} for p, r in self.failed],
             "still_failed": [{"path": p, "reason": r} for p, r in self.still_failed],
             "chunks": self.chunks,
+            "tokens": self.tokens,
+            "pages": self.pages,
             "seconds": round(self.seconds, 2),
+            "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
             "generation": self.generation,
+            "error": self.error,
         }
 
 
@@ -94,38 +115,53 @@ def discover(paths: Iterable[Path], extensions: Sequence[str]) -> Iterator[Path]
 
 
 class Ingestor:
-    """Ingests files into the index with one embedder; reuse it to avoid reloading the model."""
+    """Ingests files into the index with one embedder; reuse it to avoid reloading the model.
 
-    def __init__(self, settings: Settings, embedder: Embedder, ledger: FileStates | None = None) -> None:
+    Each file is validated (:func:`ingest.validation.validate_file`) and then parsed, in a child process
+    with limits when ``ingest.sandbox`` is set. The next files are parsed while the current ones are
+    chunked and embedded, and chunks of consecutive small files are embedded in one batch, so the
+    embedder is kept busy. Call :meth:`close` (or use ``with``) to stop the parser process.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: Embedder,
+        ledger: FileStates | None = None,
+        *,
+        parser: Parser = parse_file,
+    ) -> None:
         self.settings = settings
         self.embedder = embedder
         self.ledger = ledger or FileStates(settings.state_path)
+        ingest = settings.ingest
+        self._sandbox = SandboxedParser(SandboxLimits.from_settings(ingest), parser) if ingest.sandbox else None
+        self._parser: Parser = self._sandbox.parse if self._sandbox else parser
 
-    def _check_size(self, path: Path, size: int) -> None:
-        limit = self.settings.ingest.max_file_mb * 1e6
-        if size == 0:
-            raise DocumentError(str(path), "the file is empty")
-        if size > limit:
-            raise DocumentError(
-                str(path), f"file too large: {size / 1e6:.0f} MB > {self.settings.ingest.max_file_mb:.0f} MB"
-            )
+    def close(self) -> None:
+        """Stop the parser child process, if any (the ingestor can still be used; it starts a new one)."""
+        if self._sandbox is not None:
+            self._sandbox.close()
 
-    def _ingest_file(
-        self,
-        writer: IndexWriter,
-        path: Path,
-        sha: str,
-        access: Sequence[str],
-        on_stage: StageCallback | None,
-    ) -> int:
-        stat = path.stat()
-        self._check_size(path, stat.st_size)
-        if on_stage:
-            on_stage(path, "parsing")
+    def __enter__(self) -> Ingestor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _parse(self, work: _Work) -> tuple[ParsedDocument, float, float]:
+        """Validate and parse one file (runs in the parse thread); returns the document and the seconds
+        validation and parsing took."""
         ingest = self.settings.ingest
-        parsed = parse_file(
-            path, max_pdf_pages=ingest.max_pdf_pages, ocr_languages=ingest.ocr_languages if ingest.ocr else None
+        t0 = time.perf_counter()
+        validate_file(work.path, ingest, work.size)
+        t1 = time.perf_counter()
+        parsed = self._parser(
+            work.path, max_pdf_pages=ingest.max_pdf_pages, ocr_languages=ingest.ocr_languages if ingest.ocr else None
         )
+        return parsed, t1 - t0, time.perf_counter() - t1
+
+    def _chunk(self, work: _Work, parsed: ParsedDocument, access: tuple[str, ...]) -> _Prepared:
         _, chunks = chunk_document(
             parsed,
             self.embedder.count_tokens,
@@ -133,24 +169,20 @@ class Ingestor:
             self.settings.chunking.overlap_tokens,
         )
         if not chunks:
-            raise DocumentError(str(path), "no text found")
-        if on_stage:
-            on_stage(path, "embedding")
-        vectors = self.embedder.embed([c.text for c in chunks], "passage")
-        title = parsed.title or path.name
+            raise DocumentError(str(work.path), "no text found")
         record = DocumentRecord(
-            doc_id=document_id(path),
-            path=str(path),
-            title=title,
-            sha256=sha,
+            doc_id=document_id(work.path),
+            path=str(work.path),
+            title=parsed.title or work.path.name,
+            sha256=work.sha,
             kind=parsed.kind,
-            access=tuple(access),
-            size=stat.st_size,
-            mtime=stat.st_mtime,
+            access=access,
+            size=work.size,
+            mtime=work.mtime,
             page_label=parsed.page_label,
         )
-        writer.upsert_document(record, chunks, vectors)
-        return len(chunks)
+        pages = max((e.page or 0 for e in parsed.elements), default=0) or 1
+        return _Prepared(work, record, chunks, pages)
 
     @staticmethod
     def _moves(
@@ -209,104 +241,32 @@ class Ingestor:
         ``on_stage(path, stage)`` reports progress; ``on_done(path, state, reason)`` reports files that were
         skipped or failed. Files in ``report.added``/``report.updated`` are committed when this returns.
 
+        When the index cannot be written (disk full, I/O error, read-only folder) the run stops there:
+        the published index is unchanged, the files not yet committed are in ``report.failed`` with that
+        reason (and are tried again by the next run), and ``report.error`` says what happened.
+
         Raises:
             IndexLockedError: another process is writing the index.
         """
         if not access:
             raise ValueError("ingest needs at least one access token; unknown access must not mean public")
-        wanted_access = tuple(sorted(set(access)))
         started = time.perf_counter()
         report = IngestReport()
         files = list(dict.fromkeys(discover(paths, self.settings.ingest.extensions)))
-        ledger = self.ledger
         with IndexWriter(self.settings.index_dir, self.embedder.identity) as writer:
-            known = {d.path: d for d in writer.documents()}
-            hashes: dict[str, str] = {}
-            if delete_missing:
-                present = {str(f) for f in files}
-                roots = [str(Path(p).resolve()) + os.sep for p in paths if Path(p).is_dir()]
-                gone = [d for p, d in known.items() if p not in present and any(p.startswith(r) for r in roots)]
-                for vanished, target in self._moves(gone, [f for f in files if str(f) not in known], hashes):
-                    known[str(target)] = self._move(writer, vanished, target)
-                    del known[vanished.path]
-                    report.moved.append((vanished.path, str(target)))
-                    gone.remove(vanished)
-                for doc in gone:
-                    writer.delete_path(doc.path)
-                    report.deleted.append(doc.path)
-                    del known[doc.path]
-                ledger.forget_missing(roots, present)
-            versions = self._versions(files)
-            unchanged = {
-                key for key, (size, mtime) in versions.items()
-                if (d := known.get(key)) is not None and d.size == size and d.mtime == mtime
-            }
-            for key, (size, mtime) in versions.items():
-                if key not in unchanged and ledger.known_failure(key, size, mtime) is None:
-                    ledger.set(key, "queued", size=size, mtime=mtime)
-            uncommitted: list[tuple[str, int, float]] = []
-
-            def commit() -> None:
-                report.generation = writer.commit()
-                ledger.committed(uncommitted)
-                uncommitted.clear()
-
-            def stage(path: Path, name: str) -> None:
-                ledger.set(str(path), name)
-                if on_stage:
-                    on_stage(path, name)
-
-            def fail(key: str, reason: str, state: str) -> None:
-                size, mtime = versions.get(key, (0, 0.0))
-                ledger.set(key, state, reason, size=size, mtime=mtime)
-                report.failed.append((key, reason))
-                if on_done:
-                    on_done(Path(key), "failed", reason)
-
-            pending = 0
-            bar = tqdm(files, unit="file", disable=not progress, dynamic_ncols=True)
-            for path in bar:
-                bar.set_postfix_str(path.name[-40:], refresh=False)
-                key = str(path)
-                if key not in versions:
-                    fail(key, "the file vanished or cannot be read", "failed")
-                    continue
-                size, mtime = versions[key]
-                try:
-                    old = known.get(key)
-                    same = key in unchanged
-                    if not same and (failure := ledger.known_failure(key, size, mtime)) is not None:
-                        report.still_failed.append((key, failure.reason or failure.state))
-                        continue
-                    sha = "" if same else hashes.get(key) or sha256_file(path)
-                    if old is not None and (same or old.sha256 == sha):
-                        if old.access != wanted_access:
-                            writer.set_access(old.doc_id, wanted_access)
-                            report.updated.append(key)
-                        else:
-                            report.unchanged.append(key)
-                            if on_done:
-                                on_done(path, "skipped", "unchanged")
-                        uncommitted.append((key, size, mtime))
-                        continue
-                    n = self._ingest_file(writer, path, sha, wanted_access, stage)
-                except DocumentError as e:
-                    fail(key, e.reason, "quarantined" if e.quarantine else "failed")
-                    continue
-                except Exception as e:  # one bad file must not stop the batch
-                    log.exception("ingesting %s failed", path)
-                    fail(key, f"unexpected error: {type(e).__name__}: {e}"[:300], "failed")
-                    continue
-                report.chunks += n
-                (report.updated if key in known else report.added).append(key)
-                uncommitted.append((key, size, mtime))
-                pending += 1
-                if pending >= self.settings.ingest.commit_every:
-                    commit()
-                    pending = 0
-                bar.set_postfix(chunks=report.chunks, failed=len(report.failed), refresh=False)
-            bar.close()
-            commit()
+            run = _Run(self, writer, report, self._versions(files), on_stage, on_done)
+            bar = tqdm(total=len(files), unit="file", disable=not progress, dynamic_ncols=True)
+            try:
+                with run.timed("scan"):
+                    if delete_missing:
+                        run.remove_missing(paths, files)
+                    todo = run.classify(files, tuple(sorted(set(access))), bar)
+                run.process(todo, bar)
+                run.commit()
+            except _IndexWriteFailed as e:
+                run.abandon(e.reason)
+            finally:
+                bar.close()
         report.seconds = time.perf_counter() - started
         return report
 
@@ -321,3 +281,300 @@ class Ingestor:
                 continue
             versions[str(path)] = (stat.st_size, stat.st_mtime)
         return versions
+
+
+INDEX_WRITE_FAILURE = "could not write the index"
+# Files of this many chunks together are embedded in one call: small files share batches.
+_EMBED_GROUP_BATCHES = 4
+# Files parsed ahead of the one being embedded (each is held in memory until it is embedded).
+_PARSE_AHEAD = 2
+
+
+@dataclass(frozen=True)
+class _Work:
+    """A file that needs parsing, with the version that was seen."""
+
+    path: Path
+    sha: str
+    size: int
+    mtime: float
+
+    @property
+    def key(self) -> str:
+        return str(self.path)
+
+
+@dataclass
+class _Prepared:
+    """A parsed and chunked file waiting to be embedded."""
+
+    work: _Work
+    record: DocumentRecord
+    chunks: list[ChunkDraft]
+    pages: int
+
+
+class _IndexWriteFailed(Exception):
+    """The index could not be written; ends the run (internal to this module)."""
+
+    def __init__(self, error: BaseException) -> None:
+        detail = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        self.reason = f"{INDEX_WRITE_FAILURE} ({detail or type(error).__name__})"
+        super().__init__(self.reason)
+
+
+class _Run:
+    """One call of :meth:`Ingestor.ingest`: the writer, the report and what is not yet committed."""
+
+    def __init__(
+        self,
+        ingestor: Ingestor,
+        writer: IndexWriter,
+        report: IngestReport,
+        versions: dict[str, tuple[int, float]],
+        on_stage: StageCallback | None,
+        on_done: Callable[[Path, str, str | None], None] | None,
+    ) -> None:
+        self.ingestor, self.writer, self.report, self.versions = ingestor, writer, report, versions
+        self.ledger = ingestor.ledger
+        self.on_stage, self.on_done = on_stage, on_done
+        self.known = {d.path: d for d in writer.documents()}
+        self.access: tuple[str, ...] = ()
+        self.hashes: dict[str, str] = {}
+        # Versions to mark committed in the ledger once the next generation is published.
+        self.uncommitted: list[tuple[str, int, float]] = []
+        self.pending_files = 0
+        self.buffer: list[_Prepared] = []
+        self.buffered_chunks = 0
+        self.in_flight: list[_Work] = []
+        # Report lengths at the last commit: what comes after is not published yet.
+        self._published = self._marks()
+
+    # -- bookkeeping -------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add_time(name, time.perf_counter() - t)
+
+    def add_time(self, name: str, seconds: float) -> None:
+        self.report.stage_seconds[name] = self.report.stage_seconds.get(name, 0.0) + seconds
+
+    def stage(self, work: _Work, name: str) -> None:
+        self.ledger.set(work.key, name)
+        if self.on_stage:
+            self.on_stage(work.path, name)
+
+    def fail(self, key: str, reason: str, state: str = "failed") -> None:
+        size, mtime = self.versions.get(key, (0, 0.0))
+        self.ledger.set(key, state, reason, size=size, mtime=mtime)
+        self.report.failed.append((key, reason))
+        if self.on_done:
+            self.on_done(Path(key), "failed", reason)
+
+    def _marks(self) -> tuple[int, int, int, int, int, int, int]:
+        r = self.report
+        return len(r.added), len(r.updated), len(r.deleted), len(r.moved), r.chunks, r.tokens, r.pages
+
+    def _write(self, fn: Callable[..., _T], *args: object, **kwargs: object) -> _T:
+        """Call an index writer method; its I/O and database errors end the run."""
+        try:
+            return fn(*args, **kwargs)
+        except (OSError, sqlite3.DatabaseError) as e:
+            raise _IndexWriteFailed(e) from e
+
+    # -- the phases --------------------------------------------------------------------------------
+
+    def remove_missing(self, paths: Sequence[Path], files: Sequence[Path]) -> None:
+        """Documents under the given folders whose file is gone: moved (same content elsewhere) or deleted."""
+        known, report = self.known, self.report
+        present = {str(f) for f in files}
+        roots = [str(Path(p).resolve()) + os.sep for p in paths if Path(p).is_dir()]
+        gone = [d for p, d in known.items() if p not in present and any(p.startswith(r) for r in roots)]
+        new_files = [f for f in files if str(f) not in known]
+        for vanished, target in Ingestor._moves(gone, new_files, self.hashes):
+            known[str(target)] = self._write(Ingestor._move, self.writer, vanished, target)
+            del known[vanished.path]
+            report.moved.append((vanished.path, str(target)))
+            gone.remove(vanished)
+        for doc in gone:
+            self._write(self.writer.delete_path, doc.path)
+            report.deleted.append(doc.path)
+            del known[doc.path]
+        self.ledger.forget_missing(roots, present)
+
+    def _known_failure(self, key: str, size: int, mtime: float) -> str | None:
+        failure = self.ledger.known_failure(key, size, mtime)
+        if failure is None or (failure.reason or "").startswith(INDEX_WRITE_FAILURE):
+            return None  # an index write failure was not the file's fault: try again
+        return failure.reason or failure.state
+
+    def classify(self, files: Sequence[Path], access: tuple[str, ...], bar: tqdm) -> list[_Work]:
+        """Settle every file that needs no parsing (unchanged, known failure, access change only);
+        returns the rest, to be parsed."""
+        known, report, versions, ledger = self.known, self.report, self.versions, self.ledger
+        unchanged = {
+            key for key, (size, mtime) in versions.items()
+            if (d := known.get(key)) is not None and d.size == size and d.mtime == mtime
+        }
+        for key, (size, mtime) in versions.items():
+            if key not in unchanged and self._known_failure(key, size, mtime) is None:
+                ledger.set(key, "queued", size=size, mtime=mtime)
+        todo = []
+        for path in files:
+            key = str(path)
+            if key not in versions:
+                self.fail(key, "the file vanished or cannot be read")
+                bar.update()
+                continue
+            size, mtime = versions[key]
+            same = key in unchanged
+            if not same and (reason := self._known_failure(key, size, mtime)) is not None:
+                report.still_failed.append((key, reason))
+                bar.update()
+                continue
+            try:
+                sha = "" if same else self.hashes.get(key) or sha256_file(path)
+            except OSError as e:
+                self.fail(key, f"cannot read the file ({e.strerror or type(e).__name__})")
+                bar.update()
+                continue
+            old = known.get(key)
+            if old is not None and (same or old.sha256 == sha):
+                if old.access != access:
+                    self._write(self.writer.set_access, old.doc_id, access)
+                    report.updated.append(key)
+                else:
+                    report.unchanged.append(key)
+                    if self.on_done:
+                        self.on_done(path, "skipped", "unchanged")
+                self.uncommitted.append((key, size, mtime))
+                bar.update()
+                continue
+            todo.append(_Work(path, sha, size, mtime))
+        self.access = access
+        return todo
+
+    def process(self, todo: Sequence[_Work], bar: tqdm) -> None:
+        """Parse ``todo`` in a background thread, a few files ahead, while this thread chunks, embeds
+        and writes; the parse itself runs in the sandbox process, so both run at once."""
+        ingestor = self.ingestor
+        upcoming = iter(todo)
+        futures: deque[tuple[_Work, Future[tuple[ParsedDocument, float, float]]]] = deque()
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hauswissen-parse")
+
+        def submit() -> None:
+            work = next(upcoming, None)
+            if work is not None:
+                self.stage(work, "parsing")
+                self.in_flight.append(work)
+                futures.append((work, pool.submit(ingestor._parse, work)))
+
+        try:
+            for _ in range(_PARSE_AHEAD):
+                submit()
+            while futures:
+                work, future = futures.popleft()
+                with self.timed("wait"):
+                    error = future.exception()
+                submit()
+                try:
+                    if error is not None:
+                        raise error
+                    parsed, validate_s, parse_s = future.result()
+                    self.add_time("validate", validate_s)
+                    self.add_time("parse", parse_s)
+                    with self.timed("chunk"):
+                        prepared = ingestor._chunk(work, parsed, self.access)
+                        del parsed
+                except DocumentError as e:
+                    self.in_flight.remove(work)
+                    self.fail(work.key, e.reason, "quarantined" if e.quarantine else "failed")
+                    bar.update()
+                    continue
+                except Exception as e:  # one bad file must not stop the batch
+                    self.in_flight.remove(work)
+                    log.error("ingesting %s failed: %s", work.path, e, exc_info=e)
+                    self.fail(work.key, f"unexpected error: {type(e).__name__}: {e}"[:300])
+                    bar.update()
+                    continue
+                self.stage(work, "embedding")
+                self.buffer.append(prepared)
+                self.buffered_chunks += len(prepared.chunks)
+                if self.buffered_chunks >= _EMBED_GROUP_BATCHES * ingestor.embedder.batch_size or not futures:
+                    self.flush(bar)
+            self.flush(bar)
+        except BaseException:
+            # Interrupted or the index cannot be written: stop the parse in flight now, not after it ends.
+            if ingestor._sandbox is not None:
+                ingestor._sandbox.kill()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _embed(self, batch: Sequence[_Prepared]) -> list[np.ndarray | None]:
+        """Vectors per file, in one embedder call; if that fails, file by file to find the culprit."""
+        embedder = self.ingestor.embedder
+        try:
+            vectors = embedder.embed([c.text for p in batch for c in p.chunks], "passage")
+        except Exception as e:
+            if len(batch) == 1:
+                self.fail(batch[0].work.key, f"embedding failed: {e}"[:300])
+                self.in_flight.remove(batch[0].work)
+                return [None]
+            return [part for p in batch for part in self._embed([p])]
+        bounds = np.cumsum([0] + [len(p.chunks) for p in batch])
+        return [vectors[a:b] for a, b in itertools.pairwise(bounds)]
+
+    def flush(self, bar: tqdm) -> None:
+        """Embed the buffered files and add them to the pending generation."""
+        if not self.buffer:
+            return
+        batch, self.buffer, self.buffered_chunks = self.buffer, [], 0
+        count_tokens = self.ingestor.embedder.count_tokens
+        with self.timed("embed"):
+            parts = self._embed(batch)
+        for prepared, vectors in zip(batch, parts, strict=True):
+            bar.update()
+            if vectors is None:
+                continue
+            work = prepared.work
+            with self.timed("write"):
+                self._write(self.writer.upsert_document, prepared.record, prepared.chunks, vectors)
+            self.in_flight.remove(work)
+            report = self.report
+            report.chunks += len(prepared.chunks)
+            report.pages += prepared.pages
+            with self.timed("chunk"):
+                report.tokens += sum(count_tokens(c.text) for c in prepared.chunks)
+            (report.updated if work.key in self.known else report.added).append(work.key)
+            self.uncommitted.append((work.key, work.size, work.mtime))
+            self.pending_files += 1
+            bar.set_postfix(chunks=report.chunks, failed=len(report.failed), refresh=False)
+        if self.pending_files >= self.ingestor.settings.ingest.commit_every:
+            self.commit()
+
+    def commit(self) -> None:
+        """Publish the pending changes, then mark their files committed in the ledger."""
+        with self.timed("commit"):
+            self.report.generation = self._write(self.writer.commit)
+        self.ledger.committed(self.uncommitted)
+        self.uncommitted.clear()
+        self.pending_files = 0
+        self._published = self._marks()
+
+    def abandon(self, reason: str) -> None:
+        """The index could not be written: drop the pending changes and say which files they were."""
+        log.error("%s; the published index is unchanged", reason)
+        self.writer.rollback()
+        report = self.report
+        added, updated, deleted, moved, chunks, tokens, pages = self._published
+        lost = report.added[added:] + report.updated[updated:] + [w.key for w in self.in_flight]
+        del report.added[added:], report.updated[updated:], report.deleted[deleted:], report.moved[moved:]
+        report.chunks, report.tokens, report.pages = chunks, tokens, pages
+        for key in dict.fromkeys(lost):
+            self.fail(key, reason)
+        report.error = reason

@@ -84,6 +84,8 @@ class Worker:
         if not folders:
             return None
         report = self.ingestor.ingest(folders, access=self.settings.retrieval.default_access)
+        if report.error:
+            log.error("sync stopped: %s; trying again at the next pass", report.error)
         if report.documents or report.moved or report.deleted or report.failed:
             log.info(
                 "sync: %d new, %d changed, %d moved, %d deleted, %d failed",
@@ -137,6 +139,11 @@ class Worker:
             if self.watcher is not None:
                 self.watcher.close()
                 self.watcher = None
+            self.ingestor.close()
+
+    def close(self) -> None:
+        """Stop the parser process (a later pass starts a new one)."""
+        self.ingestor.close()
 
     def _loop(self, stop: threading.Event, interval: float) -> None:
         while not stop.is_set():
