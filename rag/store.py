@@ -18,6 +18,7 @@ leaves the previous generation published and intact. No pickle: FAISS's own bina
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -89,6 +90,21 @@ CREATE TABLE IF NOT EXISTS term_chunks (
 # but walking its posting list is most of a query's time in a large index. Small indexes keep every term.
 _COMMON_SHARE = 0.1
 _COMMON_MIN = 2000
+
+# The named points of IndexWriter.commit, in order; a crash test stops the process at each of them.
+COMMIT_POINTS = (
+    "sqlite-committed",  # meta.sqlite committed and closed in the staging folder
+    "segment-written",  # vectors.faiss written
+    "fsynced",  # both files fsynced
+    "manifest-written",  # manifest.json written atomically (the staging folder fsynced)
+    "generation-renamed",  # staging folder renamed to gen-NNNNNN, index folder fsynced
+    "pointer-replaced",  # CURRENT names the new generation: it is published
+    "cleanup",  # pruning old generations: once before and after each removal
+)
+
+
+def _commit_point(name: str) -> None:
+    """A no-op hook called at each of :data:`COMMIT_POINTS`; fault tests replace it to crash there."""
 
 
 @dataclass(frozen=True)
@@ -440,6 +456,8 @@ def _backfill_term_chunks(db: sqlite3.Connection) -> None:
 class IndexWriter:
     """The single writer. Use as a context manager; changes become visible on :meth:`commit`.
 
+    Opening it runs :meth:`recover`; ``recovered`` lists what that removed.
+
     Raises:
         IndexLockedError: another process holds the writer lock.
         IndexMismatchError: the published index was built with another embedder.
@@ -458,7 +476,7 @@ class IndexWriter:
                 f"index locked: another hauswissen process is writing {self.index_dir}"
             ) from e
         try:
-            self.recover()
+            self.recovered: list[str] = self.recover()
             current = read_current(self.index_dir)
             self._base_generation = _load_manifest(self.index_dir / current).generation if current else 0
         except BaseException:
@@ -468,6 +486,8 @@ class IndexWriter:
         self._db: sqlite3.Connection | None = None
         self._vectors: Any | None = None
         self._dirty = False
+        # A generation folder renamed during the commit in progress, not yet named by CURRENT.
+        self._renamed: str | None = None
 
     def __enter__(self) -> IndexWriter:
         return self
@@ -476,7 +496,8 @@ class IndexWriter:
         self.close()
 
     def recover(self) -> list[str]:
-        """Remove staging folders and unpublished generations a crash left behind."""
+        """Remove staging folders, unpublished generations and temporary files a crash left behind;
+        returns their names."""
         removed = []
         current = read_current(self.index_dir)
         for entry in self.index_dir.iterdir():
@@ -670,10 +691,28 @@ class IndexWriter:
         return cur.rowcount > 0
 
     def commit(self) -> int:
-        """Publish pending changes as a new generation; returns its number (the old one if unchanged)."""
+        """Publish pending changes as a new generation; returns its number (the old one if unchanged).
+
+        Raises:
+            OSError: a write, fsync or rename failed (disk full, I/O error, read-only folder). The
+                published generation is unchanged and the pending changes are dropped, as by
+                :meth:`rollback`; the writer can take new changes.
+        """
         if not self._dirty or self._db is None or self._vectors is None or self._staging is None:
             return self._base_generation
-        db, vectors, staging = self._db, self._vectors, self._staging
+        try:
+            generation, gen_name = self._publish(self._db, self._vectors, self._staging)
+        except BaseException:
+            self._abandon()
+            raise
+        finally:
+            self._renamed = None
+        self._staging, self._vectors, self._dirty = None, None, False
+        self._base_generation = generation
+        self._prune(keep=gen_name)
+        return generation
+
+    def _publish(self, db: sqlite3.Connection, vectors: Any, staging: Path) -> tuple[int, str]:
         db.commit()
         n_docs = db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
         n_chunks = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
@@ -682,9 +721,15 @@ class IndexWriter:
         db.execute("PRAGMA journal_mode = DELETE")
         db.close()
         self._db = None
-        faiss.write_index(vectors, str(staging / VECTORS))
+        _commit_point("sqlite-committed")
+        try:
+            faiss.write_index(vectors, str(staging / VECTORS))
+        except RuntimeError as e:  # FAISS reports a failed fwrite (disk full, I/O error) this way
+            raise OSError(errno.EIO, f"cannot write {staging / VECTORS}: {e}") from e
+        _commit_point("segment-written")
         for name in (META, VECTORS):
             fsync_file(staging / name)
+        _commit_point("fsynced")
         generation = max(self._base_generation, self._latest_generation()) + 1
         manifest = Manifest(
             generation=generation,
@@ -694,15 +739,28 @@ class IndexWriter:
             created=time.time(),
             files={name: sha256_file(staging / name) for name in (META, VECTORS)},
         )
+        # Also fsyncs the staging folder, which makes its other entries durable too.
         write_text_atomic(staging / MANIFEST, manifest.to_json())
+        _commit_point("manifest-written")
         gen_name = f"gen-{generation:06d}"
         os.rename(staging, self.index_dir / gen_name)
+        self._staging, self._renamed = None, gen_name
         fsync_dir(self.index_dir)
+        _commit_point("generation-renamed")
         write_text_atomic(self.index_dir / CURRENT, gen_name + "\n")
-        self._staging, self._vectors, self._dirty = None, None, False
-        self._base_generation = generation
-        self._prune(keep=gen_name)
-        return generation
+        _commit_point("pointer-replaced")
+        return generation, gen_name
+
+    def _abandon(self) -> None:
+        """After a failed commit: drop the pending changes and a renamed but unpublished generation."""
+        self.rollback()
+        gen_name = self._renamed
+        if gen_name is None:
+            return
+        # CURRENT may already name it when only the fsync after replacing the pointer failed: keep it then.
+        with contextlib.suppress(OSError, IndexCorruptError):
+            if read_current(self.index_dir) != gen_name:
+                shutil.rmtree(self.index_dir / gen_name, ignore_errors=True)
 
     def _latest_generation(self) -> int:
         numbers = [
@@ -713,9 +771,11 @@ class IndexWriter:
     def _prune(self, keep: str) -> None:
         # Keep the previous generation too: a reader may still be switching away from it.
         gens = sorted(p for p in self.index_dir.glob("gen-*") if p.is_dir())
+        _commit_point("cleanup")
         for old in gens[:-2]:
             if old.name != keep:
                 shutil.rmtree(old, ignore_errors=True)
+                _commit_point("cleanup")
 
     def rollback(self) -> None:
         """Drop pending changes."""
