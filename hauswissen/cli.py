@@ -31,7 +31,9 @@ from rag.config import CONFIG_ENV, Settings, load_settings, resolve_config_path 
 from rag.errors import BackendError, HauswissenError, UserError  # noqa: E402
 
 if TYPE_CHECKING:
+    from rag.embedding import EmbedderIdentity
     from rag.evaluation.datasets import EvalSet
+    from rag.integrity import VerifyReport
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("hauswissen")
@@ -56,7 +58,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         raise UserError(f"not found: {', '.join(missing)}")
     embedder = create_embedder(settings.embedder)
     access = args.access or settings.retrieval.default_access
-    report = Ingestor(settings, embedder).ingest(paths, access=access, progress=not args.json)
+    with Ingestor(settings, embedder) as ingestor:
+        report = ingestor.ingest(paths, access=access, progress=not args.json)
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -68,7 +71,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             f"index generation {report.generation}"
         )
         for path, reason in report.failed:
-            print(f"  failed: {path}: {reason}")
+            print(f"  failed: {_terminal_safe(path)}: {_terminal_safe(reason)}")
+        if report.error:
+            print(f"error: {report.error}; the index is unchanged", file=sys.stderr)
+    if report.error:
+        return 1
     return 1 if report.failed and not report.documents and not report.unchanged else 0
 
 
@@ -121,42 +128,54 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from rag.embedding import create_embedder
-    from rag.jobs import JobQueue
-    from rag.store import IndexReader
+    from rag.models import default_llm_path
+    from rag.status import PROBLEMS, WORKING, describe_eta, index_status
 
     settings = _settings(args)
     embedder = create_embedder(settings.embedder)
-    reader = IndexReader(settings.index_dir, embedder.identity)
-    stats = reader.stats()
-    docs = reader.documents()
-    counts = JobQueue(settings.state_path).counts() if settings.state_path.exists() else {}
-    from rag.models import default_llm_path
-
+    status = index_status(settings, embedder.identity)
     llm_path = settings.llm.model_path or default_llm_path(settings.paths.models_dir)
+    data = status.to_dict()
     info = {
         "data_dir": str(settings.paths.data_dir),
-        "documents": stats.documents,
-        "chunks": stats.chunks,
-        "generation": stats.generation,
-        "last_ingest": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stats.created)) if stats.created else None,
+        **{k: data[k] for k in ("documents", "chunks", "generation", "last_ingest")},
         "embedder": embedder.identity.as_dict(),
         "llm": {"backend": settings.llm.backend, "model": settings.llm.model if settings.llm.backend
                 in ("ollama", "openai") else str(llm_path)},
-        "jobs": counts,
-        "files": [{"path": d.path, "title": d.title, "kind": d.kind, "access": list(d.access)} for d in docs],
+        **{k: data[k] for k in ("queue", "pending", "eta_seconds", "uploads")},
+        "jobs": data["uploads"],  # the old name of "uploads"
+        "files": data["files"],
     }
     if args.json:
         print(json.dumps(info, ensure_ascii=False, indent=2))
         return 0
-    print(f"data dir:    {info['data_dir']}")
-    print(f"documents:   {stats.documents}   chunks: {stats.chunks}   generation: {stats.generation}")
+
+    def show(text: str) -> None:
+        # Paths and reasons come from untrusted files: one line each, no control or bidi characters.
+        print(_terminal_safe(re.sub(r"[\n\t\u202a-\u202e\u2066-\u2069]", " ", text)))
+
+    queue = status.queue
+    show(f"data dir:    {info['data_dir']}")
+    print(f"documents:   {status.documents}   chunks: {status.chunks}   generation: {status.generation}")
     print(f"last ingest: {info['last_ingest'] or 'never'}")
     print(f"embedder:    {embedder.identity.name} ({embedder.identity.dimension}-d)")
-    print(f"llm:         {settings.llm.backend}: {info['llm']['model']}")  # type: ignore[index]
-    if counts:
-        print("jobs:        " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-    for d in docs:
-        print(f"  - {Path(d.path).name}  ({d.kind}; {d.title})")
+    show(f"llm:         {settings.llm.backend}: {info['llm']['model']}")
+    line = "queue:       " + ", ".join(f"{state} {n}" for state, n in queue.counts.items())
+    if queue.pending:
+        eta = describe_eta(queue.eta_seconds) if queue.eta_seconds is not None else "no estimate yet"
+        line += f"; {queue.pending} to do, {eta}"
+    print(line)
+    if any(queue.uploads.values()):
+        print("jobs:        " + ", ".join(f"{k} {v}" for k, v in queue.uploads.items() if v))
+    for f in status.files:
+        if f.state in WORKING:
+            show(f"  {f.state}: {f.path}")
+    for f in status.files:
+        if f.state in PROBLEMS:
+            show(f"  {f.state}: {f.path}: {f.reason or 'no reason recorded'}")
+    for f in status.files:
+        if f.title is not None:
+            show(f"  - {Path(f.path).name}  ({f.kind}; {f.title})")
     return 0
 
 
@@ -166,7 +185,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings(args)
     worker = Worker(settings)
     if args.once:
-        worker.run_once(sync_every_s=0)
+        try:
+            worker.run_once(sync_every_s=0)
+        finally:
+            worker.close()
         return 0
     import threading
 
@@ -185,6 +207,107 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         path = assemble_default_llm(settings.paths.models_dir)
         print(f"default model ready: {path}")
     return 0
+
+
+def _configured_identity(settings: Settings) -> tuple[EmbedderIdentity | None, str | None]:
+    """The configured embedder's identity, or None and why not (verify still checks everything else)."""
+    from rag.embedding import create_embedder
+
+    try:
+        return create_embedder(settings.embedder).identity, None
+    except UserError as e:
+        return None, f"the configured embedder was not compared with the index: {e}"
+
+
+def _print_verify(report: VerifyReport) -> None:
+    where = f"generation {report.generation}" if report.generation is not None else "empty index"
+    if report.ok:
+        print(f"index ok: {where} in {report.index_dir}")
+    else:
+        n = len(report.problems)
+        print(f"index damaged: {n} problem{'s' if n != 1 else ''} in {where} of {report.index_dir}")
+    for problem in report.problems:
+        print(f"  problem: {_terminal_safe(problem)}")
+    for warning in report.warnings:
+        print(f"  warning: {_terminal_safe(warning)}")
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from rag.integrity import verify_index
+
+    settings = _settings(args)
+    identity, note = _configured_identity(settings)
+    report = verify_index(settings.index_dir, identity)
+    if note:
+        report.warnings.append(note)
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        _print_verify(report)
+    return 0 if report.ok else 1
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    from rag.embedding import create_embedder
+    from rag.errors import IndexCorruptError
+    from rag.integrity import verify_index
+    from rag.jobs import FileStates, JobQueue
+    from rag.store import IndexWriter
+
+    settings = _settings(args)
+    identity = create_embedder(settings.embedder).identity
+    removed: list[str] = []
+    files = uploads = 0
+    error = None
+    try:
+        # Holding the writer lock: no worker is writing, so "parsing"/"embedding" rows are stale.
+        with IndexWriter(settings.index_dir, identity) as writer:
+            removed = writer.recovered
+            if settings.state_path.exists():
+                ledger, queue = FileStates(settings.state_path), JobQueue(settings.state_path)
+                try:
+                    files, uploads = ledger.requeue_interrupted(), queue.requeue_interrupted()
+                finally:
+                    ledger.close()
+                    queue.close()
+    except IndexCorruptError as e:
+        error = f"recovery refused: {e}; restore a backup or re-ingest into a new data_dir"
+    report = verify_index(settings.index_dir, identity)
+    if args.json:
+        print(json.dumps(
+            {"removed": removed, "requeued_files": files, "requeued_uploads": uploads, "error": error,
+             "verify": report.to_dict()},
+            ensure_ascii=False, indent=2,
+        ))
+    else:
+        print(f"removed: {', '.join(removed)}" if removed else "removed: nothing (no crash leftovers)")
+        print(f"requeued: {files} interrupted files, {uploads} interrupted uploads")
+        if error:
+            print(f"error: {_terminal_safe(error)}")
+        _print_verify(report)
+    return 0 if report.ok and error is None else 1
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from ingest.worker import available
+
+    settings = _settings(args)
+    if not settings.paths.sources:
+        raise UserError("no source folders are configured (paths.sources)")
+    folders = []
+    for folder in settings.paths.sources:
+        if available(folder):
+            folders.append(folder)
+        else:
+            print(
+                f"hauswissen: source folder {folder} is missing or empty (unmounted share?); its documents are kept",
+                file=sys.stderr,
+            )
+    if not folders:
+        print("hauswissen: no source folder is available; nothing synced", file=sys.stderr)
+        return 1
+    # The same pass as "ingest FOLDER...": new, changed, moved and deleted files, the default access.
+    return cmd_ingest(argparse.Namespace(**{**vars(args), "paths": [str(f) for f in folders], "access": None}))
 
 
 def _interrupt(*_: object) -> None:
@@ -333,9 +456,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-worker", action="store_true")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("status", help="documents, chunks, last ingest, models")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("status", help="documents, chunks, last ingest, models, the queue and failures")
+    p.add_argument("--json", action="store_true", help="counts and every file's state and reason as JSON")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("verify", help="check the index's files and invariants (exit 1 when damaged)")
+    p.add_argument("--json", action="store_true", help="print ok, problems, warnings and checks as JSON")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("recover", help="remove crash leftovers, re-queue interrupted files, then verify")
+    p.add_argument("--json", action="store_true", help="print what was done and the verify report as JSON")
+    p.set_defaults(func=cmd_recover)
+
+    p = sub.add_parser("sync", help="one pass over the configured source folders (missing ones are kept)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_sync)
 
     p = sub.add_parser("prepare", help="assemble the packaged default model (idempotent)")
     p.set_defaults(func=cmd_prepare)

@@ -70,8 +70,17 @@ def _row_to_job(row: sqlite3.Row | tuple) -> Job:
     )
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    """The state database in autocommit and WAL mode, so the UI reads while the worker writes."""
+def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    """The state database in autocommit and WAL mode, so the UI reads while the worker writes.
+
+    ``read_only`` opens an existing database without creating or changing it (status readers).
+
+    Raises:
+        sqlite3.OperationalError: ``read_only`` and the database does not exist.
+    """
+    if read_only:
+        uri = Path(path).resolve().as_uri() + "?mode=ro"
+        return sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False, isolation_level=None)
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
     db.execute("PRAGMA journal_mode = WAL")
@@ -83,10 +92,10 @@ def _connect(path: Path) -> sqlite3.Connection:
 class JobQueue:
     """A small durable queue in SQLite; safe to use from several processes and threads."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._db = _connect(self.path)
+        self._db = _connect(self.path, read_only=read_only)
 
     def close(self) -> None:
         with self._lock:
@@ -148,6 +157,14 @@ class JobQueue:
             rows = self._db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
         return {state: int(n) for state, n in rows}
 
+    def access_by_path(self) -> dict[str, tuple[str, ...]]:
+        """The access tokens of the latest job for each uploaded file path."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT path, access FROM jobs WHERE job_id IN (SELECT MAX(job_id) FROM jobs GROUP BY path)"
+            ).fetchall()
+        return {path: tuple(json.loads(access)) for path, access in rows}
+
     def requeue_interrupted(self) -> int:
         """Put jobs a crashed worker left half-done back in the queue; returns how many."""
         with self._lock:
@@ -178,9 +195,9 @@ class FileState:
 class FileStates:
     """The ledger of every file's ingestion state; shares ``state.sqlite`` with :class:`JobQueue`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self._lock = threading.Lock()
-        self._db = _connect(Path(path))
+        self._db = _connect(Path(path), read_only=read_only)
 
     def close(self) -> None:
         with self._lock:

@@ -1,7 +1,8 @@
-"""The sidebar: language, new chat, index status with the document list, uploads and their progress."""
+"""The sidebar: language, new chat, index status with the document list, uploads, the ingestion queue."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,15 +14,19 @@ from rag.config import Settings
 from rag.documents import DocumentRecord
 from rag.jobs import ACTIVE
 from rag.service import Assistant
+from rag.status import FileStatus, QueueStatus, queue_status
 from ui.escaping import escape_inline
 from ui.i18n import LANGUAGE_NAMES, LANGUAGES, UILanguage, error_text, format_number, translate
-from ui.runtime import document_catalogue, shared_queue
+from ui.runtime import document_catalogue, shared_assistant, shared_queue
 from ui.uploads import submit_upload, upload_limit_mb, upload_types
 
 LANGUAGE_KEY = "hauswissen_language"
 UPLOADS_KEY = "hauswissen_uploads"
 DOCUMENTS_SHOWN = 200
+PROBLEMS_SHOWN = 50
 JOB_POLL_S = 2.0
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -131,8 +136,91 @@ def render_upload(settings: Settings, access: Sequence[str], language: UILanguag
             )
 
 
-def render_jobs(settings: Settings, language: UILanguage) -> None:
-    """This session's uploads and their states; polls while any is still being processed."""
+def _queue_status(settings: Settings) -> QueueStatus:
+    """The ledger's queue; files of the published index carry their access tokens."""
+    assistant = shared_assistant(settings)
+    stats = assistant.status()
+    documents, _ = document_catalogue(assistant, stats.generation, stats.created)
+    return queue_status(settings, documents)
+
+
+def render_queue(settings: Settings, access: Sequence[str], language: UILanguage) -> None:
+    """Files per ingestion state, the file being worked on, the ETA and the files that failed.
+
+    Shown once the worker has seen files; polls while files are pending, like :func:`render_jobs`, and
+    reruns the page when they are done so the index status follows. Names ``access`` may not see are
+    only counted.
+    """
+    try:
+        status = _queue_status(settings)
+    except Exception:
+        logger.exception("reading the ingestion queue failed")
+        st.sidebar.caption(translate(language, "queue_error"))
+        return
+    if status.empty:
+        return
+    with st.sidebar:
+        st.fragment(run_every=JOB_POLL_S if status.pending else None)(_queue_fragment)(
+            settings, tuple(access), language, status.pending > 0
+        )
+
+
+def _queue_fragment(settings: Settings, access: tuple[str, ...], language: UILanguage, was_pending: bool) -> None:
+    try:
+        status = _queue_status(settings)
+    except Exception:
+        logger.exception("reading the ingestion queue failed")
+        st.caption(translate(language, "queue_error"))
+        return
+    st.subheader(translate(language, "queue_header"))
+    st.caption(
+        " · ".join(
+            f"{translate(language, f'file_{state}')}: {format_number(n, language)}"
+            for state, n in status.counts.items()
+        )
+    )
+    for file in status.working:
+        if file.visible_to(access):
+            st.caption(translate(language, f"queue_now_{file.state}", name=escape_inline(file.name)))
+    if status.pending:
+        st.caption(_eta_text(status, language))
+    problems = [f for f in status.problems if f.visible_to(access)]
+    hidden = len(status.problems) - len(problems)
+    if status.problems:
+        with st.expander(translate(language, "queue_problems", count=len(status.problems))):
+            for file in problems[:PROBLEMS_SHOWN]:
+                st.caption(_problem_text(file, language))
+            if len(problems) > PROBLEMS_SHOWN:
+                st.caption(translate(language, "documents_more", count=len(problems) - PROBLEMS_SHOWN))
+            if hidden:
+                st.caption(translate(language, "queue_hidden", count=hidden))
+    if was_pending and not status.pending:
+        # The queue ran empty: rerun the whole page so the index status and document list update.
+        st.rerun()
+
+
+def _eta_text(status: QueueStatus, language: UILanguage) -> str:
+    count = format_number(status.pending, language)
+    if status.eta_seconds is None:
+        return translate(language, "queue_eta_unknown", count=count)
+    if status.eta_seconds < 60:
+        return translate(language, "queue_eta_soon", count=count)
+    return translate(language, "queue_eta", count=count, minutes=format_number(status.eta_seconds / 60, language))
+
+
+def _problem_text(file: FileStatus, language: UILanguage) -> str:
+    reason = file.reason or translate(language, "queue_no_reason")
+    return translate(
+        language, "queue_problem", name=escape_inline(file.name), state=translate(language, f"file_{file.state}"),
+        reason=escape_inline(reason),
+    )
+
+
+def render_jobs(settings: Settings, language: UILanguage, access: Sequence[str] | None = None) -> None:
+    """The ingestion queue (see :func:`render_queue`; ``access`` defaults to the configured default
+    access, which is what every UI session gets) and this session's uploads and their states; polls while
+    any is still being processed."""
+    render_queue(settings, settings.retrieval.default_access if access is None else access, language)
     entries = _uploads()
     if not entries:
         return
