@@ -504,7 +504,10 @@ class _Run:
                 self.stage(work, "embedding")
                 self.buffer.append(prepared)
                 self.buffered_chunks += len(prepared.chunks)
-                if self.buffered_chunks >= _EMBED_GROUP_BATCHES * ingestor.embedder.batch_size or not futures:
+                full = self.buffered_chunks >= _EMBED_GROUP_BATCHES * ingestor.embedder.batch_size
+                # A generation is due: embed now, so that a crash loses at most commit_every files.
+                due = self.pending_files + len(self.buffer) >= ingestor.settings.ingest.commit_every
+                if full or due or not futures:
                     self.flush(bar)
             self.flush(bar)
         except BaseException:
