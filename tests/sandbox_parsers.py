@@ -50,3 +50,18 @@ def misbehaving(
     if "raises" in name:
         raise RuntimeError("the parser library failed\nwith a second line")
     return parse_file(path, max_pdf_pages=max_pdf_pages, ocr_languages=ocr_languages)
+
+
+
+def waits_for_embedding(
+    path: Path, *, max_pdf_pages: int | None = None, ocr_languages: str | None = None
+) -> ParsedDocument:
+    """For a file named ``*last*``: waits up to 10 s for ``embedding-now`` beside it (an embedder at
+    work), and writes into ``<name>.parsed`` whether it saw one."""
+    if "last" in path.name:
+        flag = path.with_name("embedding-now")
+        deadline = time.monotonic() + 10
+        while not flag.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        path.with_name(path.name + ".parsed").write_text("during" if flag.exists() else "alone")
+    return parse_file(path, max_pdf_pages=max_pdf_pages, ocr_languages=ocr_languages)

@@ -1,0 +1,171 @@
+"""The pipeline under faults: an unwritable index, a failing embedder; and parsing beside embedding."""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sandbox_parsers import waits_for_embedding
+
+import rag.store as store
+from ingest.pipeline import INDEX_WRITE_FAILURE, Ingestor
+from ingest.worker import Worker
+from rag.config import Settings
+from rag.embedding import HashingEmbedder, TextKind
+from rag.integrity import verify_index
+from rag.jobs import FileStates, JobQueue
+from rag.store import IndexReader
+
+TESTS = Path(__file__).resolve().parent
+TEXT = "Der Arbeitnehmer hat Anspruch auf {n} Werktage Urlaub im Kalenderjahr."
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "sources"
+    folder.mkdir()
+    for n in range(6):
+        (folder / f"regel-{n}.txt").write_text(TEXT.format(n=n), encoding="utf-8")
+    return folder
+
+
+def _documents(settings: Settings) -> set[str]:
+    reader = IndexReader(settings.index_dir, HashingEmbedder(64).identity)
+    try:
+        return {Path(d.path).name for d in reader.documents()}
+    finally:
+        reader.close()
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EIO, errno.EROFS])
+def test_an_unwritable_index_fails_the_pending_files_and_leaves_the_index_as_it_was(
+    settings_factory, folder: Path, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    settings = settings_factory(ingest__commit_every="2", ingest__sandbox="false")
+    embedder = HashingEmbedder(64)
+    with Ingestor(settings, embedder) as ingestor:
+        ingestor.ingest([folder / "regel-0.txt"], delete_missing=False)
+        before = _documents(settings)
+        real_rename, calls = os.rename, []
+
+        def rename(src: str | Path, dst: str | Path) -> None:
+            calls.append(dst)
+            if len(calls) == 2:  # the second generation of this run cannot be published
+                raise OSError(code, os.strerror(code))
+            real_rename(src, dst)
+
+        monkeypatch.setattr(store.os, "rename", rename)
+        report = ingestor.ingest([folder])
+        monkeypatch.setattr(store.os, "rename", real_rename)
+
+        reason = f"{INDEX_WRITE_FAILURE} ({os.strerror(code)})"
+        assert report.error == reason
+        assert {Path(p).name for p in report.added} == {"regel-1.txt", "regel-2.txt"}  # the first generation
+        failed = {Path(p).name: r for p, r in report.failed}
+        assert set(failed) == {"regel-3.txt", "regel-4.txt", "regel-5.txt"} and set(failed.values()) == {reason}
+        assert _documents(settings) == before | {"regel-1.txt", "regel-2.txt"}
+        assert verify_index(settings.index_dir, embedder.identity).ok
+
+        # Not the files' fault: the next run tries them again and succeeds.
+        again = ingestor.ingest([folder])
+    assert {Path(p).name for p in again.added} == {"regel-3.txt", "regel-4.txt", "regel-5.txt"}
+    assert again.error is None and not again.still_failed
+    assert _documents(settings) == {f"regel-{n}.txt" for n in range(6)}
+    ledger = FileStates(settings.state_path)
+    assert {f.state for f in ledger.all()} == {"committed"}
+
+
+def test_an_upload_the_worker_cannot_write_fails_with_the_reason_and_the_worker_goes_on(
+    settings_factory, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = settings_factory(ingest__sandbox="false")
+    worker = Worker(settings, HashingEmbedder(64))
+    queue = JobQueue(settings.state_path)
+    job = queue.enqueue(folder / "regel-1.txt", "regel-1.txt")
+
+    def full(*_: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store, "write_text_atomic", full)
+    worker.run_once(sync_every_s=float("inf"))
+    assert queue.get(job).state == "failed"  # type: ignore[union-attr]
+    assert queue.get(job).reason == "could not write the index (No space left on device)"  # type: ignore[union-attr]
+
+    monkeypatch.undo()
+    retry = queue.enqueue(folder / "regel-1.txt", "regel-1.txt")
+    worker.run_once(sync_every_s=float("inf"))
+    assert queue.get(retry).state == "committed"  # type: ignore[union-attr]
+    worker.close()
+
+
+class FlakyEmbedder(HashingEmbedder):
+    """Fails on texts with a trigger word: raises, returns NaN or the wrong dimension."""
+
+    def _embed(self, texts: list[str], kind: TextKind) -> np.ndarray:
+        out = super()._embed(texts, kind)
+        if any("EXPLODIERT" in t for t in texts):
+            raise RuntimeError("model backend crashed")
+        if any("NAN" in t for t in texts):
+            out[0, 0] = np.nan
+        if any("SCHMAL" in t for t in texts):
+            return out[:, :10]
+        return out
+
+
+@pytest.mark.parametrize(
+    ("word", "reason"),
+    [
+        ("EXPLODIERT", "embedding failed: model backend crashed"),
+        ("NAN", "embedding failed: embedder hashing returned non-finite values"),
+        ("SCHMAL", "embedding failed: embedder hashing returned shape (1, 10), expected (1, 64)"),
+    ],
+)
+def test_an_embedder_fault_fails_only_its_file_and_nothing_of_it_enters_the_index(
+    settings: Settings, folder: Path, word: str, reason: str
+) -> None:
+    (folder / "kaputt.txt").write_text(f"Dieser Text {word} beim Einbetten.", encoding="utf-8")
+    embedder = FlakyEmbedder(64)
+    with Ingestor(settings, embedder) as ingestor:
+        report = ingestor.ingest([folder])
+    assert report.failed == [(str(folder / "kaputt.txt"), reason)]
+    assert len(report.added) == 6  # embedded in the same batch, then file by file to find the culprit
+    assert _documents(settings) == {f"regel-{n}.txt" for n in range(6)}
+    assert verify_index(settings.index_dir, embedder.identity).ok
+
+
+class WatchingEmbedder(HashingEmbedder):
+    """Its first call raises ``embedding-now`` and waits until the last file was parsed meanwhile."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(64, batch_size=1)
+        self.folder = folder
+        self.calls = 0
+
+    def _embed(self, texts: list[str], kind: TextKind) -> np.ndarray:
+        self.calls += 1
+        if self.calls == 1:
+            flag, mark = self.folder / "embedding-now", self.folder / "regel-last.txt.parsed"
+            flag.touch()
+            deadline = time.monotonic() + 10
+            while not mark.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            flag.unlink()
+        return super()._embed(texts, kind)
+
+
+def test_the_next_files_are_parsed_while_earlier_ones_are_embedded(
+    settings: Settings, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
+    (folder / "regel-5.txt").rename(folder / "regel-last.txt")
+    embedder = WatchingEmbedder(folder)
+    with Ingestor(settings, embedder, parser=waits_for_embedding) as ingestor:
+        report = ingestor.ingest([folder])
+    assert (folder / "regel-last.txt.parsed").read_text() == "during"
+    assert len(report.added) == 6
+    assert {"validate", "parse", "wait", "chunk", "embed", "write", "commit"} <= set(report.stage_seconds)
+    assert report.tokens > 0 and report.pages == 6 and report.chunks == 6
