@@ -8,6 +8,7 @@ BENCHES = {
     "retrieval": "retrieval latency per query at 100k chunks, against bare FAISS and FTS5",
     "fusion": "fusion rules and weights on the development sets, against dense and bm25s",
     "embedders": "embedders on the development sets: quality and passages/s",
+    "ingest": "ingest throughput on real documents, against the bare embedder and a naive LangChain pipeline",
 }
 
 args = sys.argv[1:]

@@ -69,7 +69,7 @@ def main() -> None:
     if view is not None:
         render_status(view, language)
     render_upload(settings, assistant.default_access(), language)
-    render_jobs(settings, language)
+    render_jobs(settings, language, assistant.default_access())
 
     # No max_chars: the browser would silently cut a pasted question; the length check explains instead.
     question = st.chat_input(translate(language, "chat_placeholder"))
