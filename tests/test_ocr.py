@@ -131,3 +131,22 @@ def test_missing_tesseract_is_named_in_the_reason(scanned_pdf: Path, monkeypatch
         parse_file(scanned_pdf, ocr_languages=LANGUAGES)
 
     assert "tesseract is not installed" in error.value.reason
+
+
+def test_a_scan_is_read_by_ocr_inside_the_parser_sandbox_through_the_pipeline(
+    settings_factory, scanned_pdf: Path
+) -> None:
+    from ingest.pipeline import Ingestor
+    from rag.embedding import HashingEmbedder
+    from rag.store import IndexReader
+
+    settings = settings_factory(ingest__sandbox="true", ingest__ocr="true")
+    embedder = HashingEmbedder(64)
+    with Ingestor(settings, embedder) as ingestor:
+        report = ingestor.ingest([scanned_pdf])
+    assert report.added == [str(scanned_pdf)] and report.pages == 1
+    reader = IndexReader(settings.index_dir, embedder.identity)
+    hits = reader.search_keyword("Personalabteilung", 5, ["public"])
+    [passage] = reader.passages([hits[0][0]], ["public"])
+    reader.close()
+    assert "Personalabteilung" in passage.text and passage.page == 1
