@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 _recorders: list[list[str]] = []
@@ -58,3 +60,42 @@ def no_egress() -> Iterator[list[str]]:
         yield record
     finally:
         _recorders.remove(record)
+
+
+@contextmanager
+def no_egress_in_children(folder: Path) -> Iterator[Path]:
+    """Record connection attempts of Python child processes started inside the block (the parser
+    sandbox) in ``folder/egress.log``: a ``sitecustomize`` on ``PYTHONPATH`` installs :func:`audit` in
+    each of them, which first writes ``watching <pid>`` so a test can tell the hook ran."""
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / "egress.log"
+    log.touch()
+    (folder / "sitecustomize.py").write_text(
+        "import os, sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})\n"
+        "import egress\n"
+        f"egress.record_to_file({str(log)!r})\n",
+        encoding="utf-8",
+    )
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(folder), before]))
+    try:
+        yield log
+    finally:
+        if before is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = before
+
+
+def record_to_file(path: str) -> None:
+    """Install :func:`audit` in this process, appending what it notices to ``path``."""
+    class Appending(list):  # type: ignore[type-arg]
+        def append(self, item: str) -> None:
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(f"{item}\n")
+
+    _recorders.append(Appending())
+    sys.addaudithook(audit)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(f"watching {os.getpid()}\n")

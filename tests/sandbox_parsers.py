@@ -47,6 +47,12 @@ def misbehaving(
     if "chatty" in name:
         print("parser noise on stdout " * 1000)
         os.write(1, b"raw noise on fd 1\n")
+    if "phones-home" in name:
+        import socket
+
+        with socket.socket() as sock, __import__("contextlib").suppress(OSError):
+            sock.settimeout(0.2)
+            sock.connect(("192.0.2.10", 9))
     if "raises" in name:
         raise RuntimeError("the parser library failed\nwith a second line")
     return parse_file(path, max_pdf_pages=max_pdf_pages, ocr_languages=ocr_languages)

@@ -20,7 +20,7 @@ from rag.models import smollm_path
 from rag.service import Assistant
 from rag.store import IndexReader
 from tests.conftest import EXAMPLES, REPO
-from tests.egress import audit, no_egress
+from tests.egress import audit, no_egress, no_egress_in_children
 
 pytestmark = pytest.mark.slow
 
@@ -43,11 +43,19 @@ def e2e_settings(workspace: Path) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def first_ingest(e2e_settings: Settings) -> Iterator[tuple[object, list[str]]]:
-    with no_egress() as violations:
-        report = Ingestor(e2e_settings, create_embedder(e2e_settings.embedder)).ingest(
-            e2e_settings.paths.sources
-        )
+def first_ingest(
+    e2e_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[object, list[str]]]:
+    assert e2e_settings.ingest.sandbox  # parsing runs in a child process: watch it too
+    with (
+        no_egress_in_children(tmp_path_factory.mktemp("egress")) as child_log,
+        no_egress() as violations,
+        Ingestor(e2e_settings, create_embedder(e2e_settings.embedder)) as ingestor,
+    ):
+        report = ingestor.ingest(e2e_settings.paths.sources)
+    lines = child_log.read_text(encoding="utf-8").splitlines()
+    assert any(line.startswith("watching ") for line in lines), "the parser process was not watched"
+    violations += [f"parser process: {line}" for line in lines if not line.startswith("watching ")]
     yield report, violations
 
 

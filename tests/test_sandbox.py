@@ -185,3 +185,12 @@ def _alive(pid: int) -> bool:
             return fh.read().split(") ")[1][0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_the_egress_guard_sees_connection_attempts_of_the_parser_process(tmp_path: Path, note) -> None:
+    from egress import no_egress_in_children
+
+    with no_egress_in_children(tmp_path / "guard") as log, SandboxedParser(SandboxLimits(), misbehaving) as parser:
+        parser.parse(note("phones-home.txt"))
+    lines = log.read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("watching ") and "socket.connect -> 192.0.2.10" in lines
