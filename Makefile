@@ -37,6 +37,7 @@ pytest:
 ## bench: retrieval and ingestion benchmarks (tables with baselines)
 bench: setup
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench ingest
 
 clean:
 	rm -rf data test-artifacts .pytest_cache .mypy_cache .ruff_cache
