@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rag.citations import attribute_uncited, parse_citations
+from rag.claims import Claim, extract_claims
 from rag.config import Settings
 from rag.documents import Passage
 from rag.embedding import Embedder, create_embedder
@@ -47,6 +48,14 @@ class Answer:
         """The answer, sanitised for rendering."""
         return sanitize_markdown(self.text)
 
+    @property
+    def claims(self) -> list[Claim]:
+        """Each sentence with its citation and a quote checked against the cited source (none when
+        the answer abstained)."""
+        if self.abstained:
+            return []
+        return extract_claims(self.text, [p.text for p in self.sources])
+
     def cited_sources(self) -> list[tuple[int, Passage]]:
         """(number, passage) for every source the answer cites, in citation order."""
         return [(n, self.sources[n - 1]) for n in self.cited]
@@ -59,6 +68,7 @@ class Answer:
             "language": self.language,
             "abstained": self.abstained,
             "cited": self.cited,
+            "claims": [c.to_dict() for c in self.claims],
             "sources": [
                 {
                     "n": n,

@@ -1,0 +1,102 @@
+"""Claims: each sentence of an answer with its citation and a quote from the cited source, checked.
+
+The quote is extracted, not generated: the cited source's sentence that shares the most keyword terms
+with the claim (a small model asked for quotes inline tends to paraphrase them). A quote the model did
+write inline („...“ or "...") is checked instead. ``verified`` means the quote is found verbatim in the
+cited source (after normalising whitespace, hyphenation and quotation marks) and carries at least
+``min_support`` of the claim's terms: a fabricated quote, or a citation of a source that does not say
+it, is never shown as verified.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rag.text import keyword_terms
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-ZÄÖÜ0-9(„\"])")
+# "... Werktage. [1]": a marker after the full stop belongs to the sentence before it.
+_TRAILING_MARKERS = re.compile(r"([.!?])((?:\s*\[\d{1,3}\])+)")
+_MARKER = re.compile(r"\s*\[(\d{1,3})\]")
+_INLINE_QUOTE = re.compile(r"[„\"“»]([^„\"“”»«]{12,400})[“”\"«]")
+_QUOTE_CHARS = str.maketrans({c: '"' for c in "„“”«»‚‘’'"})
+_MAX_QUOTE_CHARS = 240
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One sentence of an answer. ``citation`` is its first source number (or None)."""
+
+    text: str
+    citation: int | None
+    quote: str | None
+    verified: bool
+
+    def to_dict(self) -> dict[str, object]:
+        return {"text": self.text, "citation": self.citation, "quote": self.quote, "verified": self.verified}
+
+
+def normalise_quote(text: str) -> str:
+    """The form quotes are compared in: NFKC, one kind of quotation mark, words hyphenated across a
+    line joined, soft hyphens gone, whitespace collapsed, case folded."""
+    text = unicodedata.normalize("NFKC", text).replace("\u00ad", "")
+    text = re.sub(r"(\w)-\s*\n\s*(\w)", r"\1\2", text)
+    return " ".join(text.translate(_QUOTE_CHARS).split()).casefold()
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of an answer or a source, in order (blank ones left out)."""
+    return [s.strip() for s in _SENTENCE_END.split(text.replace("\n", " ")) if s.strip()]
+
+
+def _support(claim_terms: set[str], quote: str) -> float:
+    if not claim_terms:
+        return 0.0
+    return len(claim_terms & set(keyword_terms(quote))) / len(claim_terms)
+
+
+def _best_quote(claim_terms: set[str], source: str) -> tuple[str | None, float]:
+    best, best_support = None, 0.0
+    for sentence in split_sentences(source):
+        support = _support(claim_terms, sentence)
+        if support > best_support:
+            best, best_support = sentence, support
+    if best is not None and len(best) > _MAX_QUOTE_CHARS:
+        best = best[:_MAX_QUOTE_CHARS].rsplit(" ", 1)[0] + " …"
+    return best, best_support
+
+
+def extract_claims(answer: str, sources: Sequence[str], *, min_support: float = 0.5) -> list[Claim]:
+    """Split ``answer`` (markers already normalised to ``[n]``) into claims with checked quotes.
+
+    ``sources[n - 1]`` is the text of source n. Citation numbers no source has are dropped.
+    """
+    claims = []
+    for sentence in split_sentences(_TRAILING_MARKERS.sub(r"\2\1", answer)):
+        numbers = [int(n) for n in _MARKER.findall(sentence) if 1 <= int(n) <= len(sources)]
+        text = _MARKER.sub("", sentence).strip()
+        if not text:
+            continue
+        terms = set(keyword_terms(text, drop_stop_words=True))
+        inline = _INLINE_QUOTE.search(text)
+        best: tuple[int | None, str | None, bool, float] = (numbers[0] if numbers else None, None, False, 0.0)
+        for n in dict.fromkeys(numbers):
+            source = sources[n - 1]
+            if inline is not None:
+                quote: str | None = inline.group(1).strip()
+                found = normalise_quote(quote or "") in normalise_quote(source)
+                support = 1.0 if found else 0.0
+                verified = found
+            else:
+                quote, support = _best_quote(terms, source)
+                verified = quote is not None and support >= min_support
+            if (verified, support) > (best[2], best[3]):
+                best = (n, quote, verified, support)
+        citation, quote, verified, _ = best
+        if citation is not None and quote is None and inline is not None:
+            quote = inline.group(1).strip()
+        claims.append(Claim(text, citation, quote, verified))
+    return claims
