@@ -32,3 +32,23 @@ def quote(text: str, limit: int = 1500) -> str:
     lines = [escape_markdown(line) for line in text.splitlines()] or [""]
     # Two trailing spaces keep the passage's line breaks (lists, table rows) inside the quote.
     return "\n".join(f"> {line}  " if line.strip() else ">" for line in lines)
+
+
+def quote_highlighted(text: str, highlights: list[str], limit: int = 1500) -> str:
+    """:func:`quote` with each of ``highlights`` (verbatim parts of ``text`` on one line) in bold."""
+    text = text.strip()
+    if len(text) > limit:
+        text = text[:limit].rstrip() + " …"
+    spans = sorted(
+        {(at, at + len(h)) for h in highlights if h and "\n" not in h and (at := text.find(h)) >= 0}
+    )
+    out, pos = [], 0
+    for start, end in spans:
+        if start < pos:
+            continue  # overlapping quotes: the first one is marked
+        out.append(escape_markdown(text[pos:start]))
+        out.append(f"**{escape_markdown(text[start:end])}**")
+        pos = end
+    out.append(escape_markdown(text[pos:]))
+    lines = "".join(out).splitlines() or [""]
+    return "\n".join(f"> {line}  " if line.strip() else ">" for line in lines)

@@ -78,6 +78,7 @@ TEXTS: dict[UILanguage, dict[str, str]] = {
         "no_sources": "Keine passenden Fundstellen in den Dokumenten, die Sie sehen dürfen.",
         "cited": "zitiert",
         "abstained": "Die Dokumente enthalten dazu keine belegte Antwort.",
+        "unverified_claims": "Nicht durch die zitierten Quellen belegt (bitte selbst prüfen):",
         "question_empty": "Bitte geben Sie eine Frage ein.",
         "question_too_long": "Ihre Frage ist zu lang ({length} Zeichen). Bitte fassen Sie sie kürzer "
         "(höchstens {limit} Zeichen).",
@@ -158,6 +159,7 @@ TEXTS: dict[UILanguage, dict[str, str]] = {
         "no_sources": "No matching passages in the documents you may see.",
         "cited": "cited",
         "abstained": "The documents contain no supported answer to this.",
+        "unverified_claims": "Not supported by the cited sources (please check yourself):",
         "question_empty": "Please enter a question.",
         "question_too_long": "Your question is too long ({length} characters). Please shorten it "
         "(at most {limit} characters).",

@@ -11,7 +11,7 @@ import streamlit as st
 from rag.documents import Passage
 from rag.prompting import location_label
 from rag.service import Answer
-from ui.escaping import escape_inline, quote
+from ui.escaping import escape_inline, quote_highlighted
 from ui.i18n import UILanguage, translate
 
 
@@ -38,10 +38,12 @@ def render_sources(answer: Answer, language: UILanguage) -> None:
         label = translate(language, "closest_label", total=len(answer.sources))
     else:
         label = translate(language, "sources_label", cited=len(answer.cited), total=len(answer.sources))
+    claims = answer.claims
     with st.expander(label, expanded=False):
         for n, passage in enumerate(answer.sources, 1):
             st.markdown(source_heading(n, passage, n in answer.cited, language))
-            st.markdown(quote(passage.text))
+            quotes = [c.quote for c in claims if c.verified and c.citation == n and c.quote]
+            st.markdown(quote_highlighted(passage.text, quotes))
 
 
 def render_answer(answer: Answer, language: UILanguage) -> None:
@@ -49,4 +51,11 @@ def render_answer(answer: Answer, language: UILanguage) -> None:
     if answer.abstained:
         st.warning(translate(language, "abstained"), icon=":material/search_off:")
     st.markdown(answer.markdown)
+    if not answer.abstained:
+        # Sentences no cited source supports are named, so nobody mistakes them for checked facts.
+        unsupported = [c.text for c in answer.claims if not c.verified and len(c.text.split()) >= 4]
+        if unsupported:
+            st.caption(translate(language, "unverified_claims"))
+            for text in unsupported:
+                st.caption(f":orange[⚠] {escape_inline(text)}")
     render_sources(answer, language)

@@ -1,0 +1,58 @@
+"""The chat marks sentences no cited source supports and highlights the supporting quote in its source."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+from ui_support import APP, FAKE_ENV, build_index, write_config
+
+import ui.runtime
+from rag.chat import ScriptedChatModel
+from rag.config import Settings
+from rag.service import Assistant
+from ui.escaping import escape_markdown, quote_highlighted
+
+SUPPORTED = "Der Urlaub beträgt jährlich mindestens 24 Werktage"
+INVENTED = "Zusätzlich gibt es zehn Tage Bildungsurlaub für alle Beschäftigten"
+
+
+@pytest.fixture
+def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppTest]:
+    data = tmp_path / "data"
+    monkeypatch.setenv("HAUSWISSEN_CONFIG", str(write_config(tmp_path, data)))
+    for name, value in FAKE_ENV.items():
+        monkeypatch.setenv(name, value)
+    st.cache_resource.clear()
+    build_index(data)
+    model = ScriptedChatModel(replies=[f"{SUPPORTED} [1]. {INVENTED} [1]."])
+
+    def create(settings: Settings) -> Assistant:
+        return Assistant(settings, chat_model=model)
+
+    monkeypatch.setattr(ui.runtime, "create_assistant", create)
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.run()
+    yield at
+    st.cache_resource.clear()
+
+
+def test_an_unsupported_sentence_is_named_and_the_supporting_quote_is_highlighted(app: AppTest) -> None:
+    app.chat_input[0].set_value("Wie viele Werktage Urlaub gibt es?").run()
+    assert not app.exception
+    captions = [c.value for c in app.caption]
+    assert any("Nicht durch die zitierten Quellen belegt" in c for c in captions)
+    assert any("Bildungsurlaub" in c for c in captions)
+    assert not any("24 Werktage" in c for c in captions)
+    assert any(f"> **{escape_markdown(SUPPORTED + '.')}**" in m.value for m in app.markdown)
+
+
+def test_highlights_stay_literal_text() -> None:
+    text = "Vorher. <script>x</script> [a](javascript:y) steht hier. Danach."
+    shown = quote_highlighted(text, ["<script>x</script> [a](javascript:y) steht hier."])
+    inner = escape_markdown("<script>x</script> [a](javascript:y) steht hier.")
+    assert shown == f"> {escape_markdown('Vorher. ')}**{inner}**{escape_markdown(' Danach.')}  "
+    assert quote_highlighted("abc", ["not there"]) == "> abc  "
