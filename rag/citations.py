@@ -44,7 +44,8 @@ def parse_citations(text: str, n_sources: int) -> CitedAnswer:
     return CitedAnswer(text=cleaned.strip(), cited=cited, dropped=dropped)
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-ZÄÖÜ0-9(„\"])")
+# Where one sentence ends and the next begins (an answer's or a source's).
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-ZÄÖÜ0-9(„\"])")
 _HAS_MARKER = re.compile(r"\[\d{1,3}\]")
 
 
@@ -58,7 +59,7 @@ def attribute_uncited(text: str, sources: Sequence[str], *, min_coverage: float 
     source_terms = [set(keyword_terms(s)) for s in sources]
     added: list[int] = []
     out = []
-    for sentence in _SENTENCE_END.split(text):
+    for sentence in SENTENCE_END.split(text):
         terms = set(keyword_terms(sentence, drop_stop_words=True))
         if _HAS_MARKER.search(sentence) or len(terms) < 3:
             out.append(sentence)

@@ -15,9 +15,9 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rag.citations import SENTENCE_END
 from rag.text import keyword_terms
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-ZÄÖÜ0-9(„\"])")
 # "... Werktage. [1]": a marker after the full stop belongs to the sentence before it.
 _TRAILING_MARKERS = re.compile(r"([.!?])((?:\s*\[\d{1,3}\])+)")
 _MARKER = re.compile(r"\s*\[(\d{1,3})\]")
@@ -49,7 +49,7 @@ def normalise_quote(text: str) -> str:
 
 def split_sentences(text: str) -> list[str]:
     """Sentences of an answer or a source, in order (blank ones left out)."""
-    return [s.strip() for s in _SENTENCE_END.split(text.replace("\n", " ")) if s.strip()]
+    return [s.strip() for s in SENTENCE_END.split(text.replace("\n", " ")) if s.strip()]
 
 
 def _support(claim_terms: set[str], quote: str) -> float:

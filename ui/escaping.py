@@ -26,12 +26,7 @@ def escape_inline(text: str) -> str:
 
 def quote(text: str, limit: int = 1500) -> str:
     """A Markdown block quote of ``text`` shown literally, cut at ``limit`` characters."""
-    text = text.strip()
-    if len(text) > limit:
-        text = text[:limit].rstrip() + " …"
-    lines = [escape_markdown(line) for line in text.splitlines()] or [""]
-    # Two trailing spaces keep the passage's line breaks (lists, table rows) inside the quote.
-    return "\n".join(f"> {line}  " if line.strip() else ">" for line in lines)
+    return quote_highlighted(text, [], limit)
 
 
 def quote_highlighted(text: str, highlights: list[str], limit: int = 1500) -> str:
@@ -39,6 +34,8 @@ def quote_highlighted(text: str, highlights: list[str], limit: int = 1500) -> st
     text = text.strip()
     if len(text) > limit:
         text = text[:limit].rstrip() + " …"
+    # Line breaks of every kind (form feeds from PDFs too) become "\n" before escaping drops controls.
+    text = "\n".join(text.splitlines())
     spans = sorted(
         {(at, at + len(h)) for h in highlights if h and "\n" not in h and (at := text.find(h)) >= 0}
     )
@@ -51,4 +48,5 @@ def quote_highlighted(text: str, highlights: list[str], limit: int = 1500) -> st
         pos = end
     out.append(escape_markdown(text[pos:]))
     lines = "".join(out).splitlines() or [""]
+    # Two trailing spaces keep the passage's line breaks (lists, table rows) inside the quote.
     return "\n".join(f"> {line}  " if line.strip() else ">" for line in lines)
