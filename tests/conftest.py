@@ -56,18 +56,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def fake_env(root: Path, **overrides: str) -> dict[str, str]:
+    """The environment of settings in ``root`` (data/, sources/) with the hashing embedder and the
+    scripted chat model; ``section__key="value"`` overrides more (for subprocesses too)."""
+    env = {
+        "HAUSWISSEN__PATHS__DATA_DIR": str(root / "data"),
+        "HAUSWISSEN__PATHS__SOURCES": str([str(root / "sources")]),
+        "HAUSWISSEN__EMBEDDER__BACKEND": "hashing",
+        "HAUSWISSEN__EMBEDDER__DIMENSION": "64",
+        "HAUSWISSEN__LLM__BACKEND": "scripted",
+    }
+    env.update({f"HAUSWISSEN__{k.upper()}": v for k, v in overrides.items()})
+    return env
+
+
 @pytest.fixture
 def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
     def make(**env: str) -> Settings:
-        base = {
-            "HAUSWISSEN__PATHS__DATA_DIR": str(tmp_path / "data"),
-            "HAUSWISSEN__PATHS__SOURCES": str([str(tmp_path / "sources")]),
-            "HAUSWISSEN__EMBEDDER__BACKEND": "hashing",
-            "HAUSWISSEN__EMBEDDER__DIMENSION": "64",
-            "HAUSWISSEN__LLM__BACKEND": "scripted",
-        }
-        base.update({f"HAUSWISSEN__{k.upper()}": v for k, v in env.items()})
-        return load_settings(None, env=base)
+        return load_settings(None, env=fake_env(tmp_path, **env))
 
     return make
 

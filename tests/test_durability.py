@@ -29,7 +29,7 @@ from rag.files import sha256_file
 from rag.integrity import verify_index
 from rag.jobs import FileStates
 from rag.store import COMMIT_POINTS, IndexReader, IndexWriter, read_current
-from tests.conftest import REPO, build_index
+from tests.conftest import REPO, build_index, fake_env
 
 # Runs one ingest of the folders in argv[3:]; dies by SIGKILL at the argv[2]-th time the commit
 # point argv[1] is reached ("" never). Prints "ready" once everything is imported.
@@ -68,16 +68,7 @@ Docs = set[tuple[str, str]]
 
 
 def _settings_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {
-        "HAUSWISSEN__PATHS__DATA_DIR": str(tmp_path / "data"),
-        "HAUSWISSEN__PATHS__SOURCES": str([str(tmp_path / "sources")]),
-        "HAUSWISSEN__EMBEDDER__BACKEND": "hashing",
-        "HAUSWISSEN__EMBEDDER__DIMENSION": "64",
-        "HAUSWISSEN__LLM__BACKEND": "scripted",
-        "HAUSWISSEN__INGEST__SANDBOX": "false",
-    }
-    env.update({f"HAUSWISSEN__{k.upper()}": v for k, v in extra.items()})
-    return env
+    return fake_env(tmp_path, ingest__sandbox="false", **extra)
 
 
 def _child_env(settings_env: dict[str, str]) -> dict[str, str]:

@@ -25,6 +25,7 @@ from rag.config import Settings, load_settings
 from rag.embedding import HashingEmbedder
 from rag.jobs import FileStates
 from rag.store import IndexReader
+from tests.conftest import fake_env
 
 TESTS = Path(__file__).resolve().parent
 EXAMPLES = TESTS.parent / "examples" / "docs"
@@ -275,19 +276,10 @@ GOOD = ["burlg.md", "kschg-auszug.docx", "hinweisblatt-verbraucherinsolvenz.pdf"
 
 
 def _settings(tmp: Path) -> Settings:
-    return load_settings(None, env={
-        "HAUSWISSEN__PATHS__DATA_DIR": str(tmp / "data"),
-        "HAUSWISSEN__PATHS__SOURCES": str([str(tmp / "sources")]),
-        "HAUSWISSEN__EMBEDDER__BACKEND": "hashing",
-        "HAUSWISSEN__EMBEDDER__DIMENSION": "64",
-        "HAUSWISSEN__LLM__BACKEND": "scripted",
-        "HAUSWISSEN__INGEST__MAX_FILE_MB": str(CAP_MB),
-        "HAUSWISSEN__INGEST__OCR": "false",
-        "HAUSWISSEN__INGEST__PARSE_TIMEOUT_S": "10",
-        "HAUSWISSEN__INGEST__PARSE_MEMORY_MB": "1536",
-        "HAUSWISSEN__INGEST__COMMIT_EVERY": "7",
-        "HAUSWISSEN__INGEST__WATCH": "false",
-    })
+    return load_settings(None, env=fake_env(
+        tmp, ingest__max_file_mb=str(CAP_MB), ingest__ocr="false", ingest__parse_timeout_s="10",
+        ingest__parse_memory_mb="1536", ingest__commit_every="7", ingest__watch="false",
+    ))
 
 
 @dataclass
