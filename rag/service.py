@@ -42,6 +42,8 @@ class Answer:
     language: Language
     abstained: bool
     timings: dict[str, float] = field(default_factory=dict)
+    search_query: str | None = None
+    """What retrieval searched for when it differs from ``question`` (a follow-up made standalone)."""
 
     @property
     def markdown(self) -> str:
