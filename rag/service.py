@@ -6,6 +6,7 @@ answer and, once the stream ends, maps ``[n]`` markers to the sources that were 
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import unicodedata
@@ -19,7 +20,8 @@ from rag.claims import Claim, extract_claims
 from rag.config import Settings
 from rag.documents import Passage
 from rag.embedding import Embedder, create_embedder
-from rag.errors import InvalidInputError
+from rag.errors import BackendError, InvalidInputError
+from rag.followups import Exchange, standalone_question
 from rag.language import Language, detect_language
 from rag.prompting import NOT_FOUND, build_messages
 from rag.reranking import create_reranker
@@ -29,6 +31,8 @@ from rag.store import IndexReader, IndexStats
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -70,6 +74,7 @@ class Answer:
             "language": self.language,
             "abstained": self.abstained,
             "cited": self.cited,
+            "search_query": self.search_query,
             "claims": [c.to_dict() for c in self.claims],
             "sources": [
                 {
@@ -102,10 +107,12 @@ class AnswerStream:
         deltas: Iterator[str],
         started: float,
         retrieval_s: float,
+        search_query: str | None = None,
     ) -> None:
         self.question = question
         self.language = language
         self.sources = sources
+        self.search_query = search_query
         self._deltas = deltas
         self._parts: list[str] = []
         self._started = started
@@ -148,6 +155,7 @@ class AnswerStream:
             language=self.language,
             abstained=abstained,
             timings=self._timings,
+            search_query=self.search_query,
         )
 
     @property
@@ -238,9 +246,13 @@ class Assistant:
         self,
         question: str,
         access: Sequence[str] | None = None,
-        history: Sequence[tuple[str, str]] | None = None,
+        history: Sequence[Exchange] | None = None,
     ) -> AnswerStream:
         """Answer ``question`` from the documents ``access`` may see; returns a stream.
+
+        With ``history`` (the chat so far), a follow-up is first rewritten into a standalone question,
+        which is what retrieval searches for (``Answer.search_query``); the model still answers the
+        question as asked.
 
         Raises:
             InvalidInputError: empty or over-long question.
@@ -250,13 +262,26 @@ class Assistant:
         started = time.perf_counter()
         text = clean_question(question, self.settings.ui.max_question_chars)
         language = detect_language(text, default=self.settings.ui.language)
-        sources = self.search(text, access)
+        query = self._standalone(text, history or (), language)
+        sources = self.search(query, access)
         retrieval_s = time.perf_counter() - started
         if not sources:
             deltas: Iterator[str] = iter([NOT_FOUND[language]])
         else:
             deltas = stream_text(self.chat_model, build_messages(text, sources, language))
-        return AnswerStream(text, language, sources, deltas, started, retrieval_s)
+        return AnswerStream(
+            text, language, sources, deltas, started, retrieval_s, None if query == text else query
+        )
+
+    def _standalone(self, question: str, history: Sequence[Exchange], language: Language) -> str:
+        if not history:
+            return question
+        try:
+            return standalone_question(self.chat_model, question, history, language)
+        except BackendError as e:
+            # Searching for the question as asked still helps; the answer itself reports the failure.
+            logger.warning("rewriting a follow-up failed: %s", e)
+            return question
 
     def status(self) -> IndexStats:
         self.reader.refresh()

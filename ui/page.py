@@ -8,10 +8,10 @@ import streamlit as st
 
 from rag.errors import UserError
 from rag.service import Assistant
-from ui.conversation import ask, clear_history, history, render_history
+from ui.conversation import ask, chat_id, history, new_chat, render_history
 from ui.escaping import escape_markdown
 from ui.i18n import UILanguage, translate
-from ui.runtime import read_settings, shared_assistant
+from ui.runtime import read_settings, shared_assistant, shared_conversations
 from ui.sidebar import (
     IndexView,
     index_view,
@@ -55,7 +55,7 @@ def main() -> None:
         _setup_error(e, "de")
         return
     language = render_language_switch(settings.ui.language)
-    render_new_chat(language, clear_history)
+    render_new_chat(language, new_chat)
     st.title(translate(language, "title"), anchor=False)
     st.caption(translate(language, "tagline"))
     try:
@@ -71,6 +71,14 @@ def main() -> None:
     render_upload(settings, assistant.default_access(), language)
     render_jobs(settings, language, assistant.default_access())
 
+    try:
+        store = shared_conversations(settings)
+    except Exception as e:
+        _setup_error(e, language)
+        return
+    chat = chat_id()
+    turns = history(store, chat)
+
     # No max_chars: the browser would silently cut a pasted question; the length check explains instead.
     question = st.chat_input(translate(language, "chat_placeholder"))
     if view is not None and not view.documents:
@@ -78,8 +86,8 @@ def main() -> None:
             f"**{translate(language, 'empty_title')}**\n\n{translate(language, 'empty_body')}",
             icon=":material/upload_file:",
         )
-    elif not history() and question is None:
+    elif not turns and question is None:
         st.caption(translate(language, "welcome"))
-    render_history(language)
+    render_history(store, chat, turns, language)
     if question is not None:
-        ask(assistant, question, settings.ui.max_question_chars, language)
+        ask(assistant, store, chat, turns, question, settings.ui.max_question_chars, language)

@@ -12,6 +12,7 @@ from pathlib import Path
 import streamlit as st
 
 from rag.config import Settings, load_settings, resolve_config_path
+from rag.conversations import ConversationStore
 from rag.documents import DocumentRecord
 from rag.jobs import JobQueue
 from rag.service import Assistant
@@ -67,6 +68,16 @@ def _cached_queue(state_path: str) -> JobQueue:
 def shared_queue(settings: Settings) -> JobQueue:
     """The ingestion job table (process-wide; sessions only read the jobs they created)."""
     return _cached_queue(str(settings.state_path))
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _cached_conversations(path: str, retention_days: float) -> ConversationStore:
+    return ConversationStore(Path(path), retention_days)
+
+
+def shared_conversations(settings: Settings) -> ConversationStore:
+    """The chat store (process-wide; a session reads and writes only its own chat id)."""
+    return _cached_conversations(str(settings.conversations_path), settings.ui.history_days)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
