@@ -152,3 +152,13 @@ def test_a_chat_is_invisible_from_another_browser_session(config: Path) -> None:
     ask(start(), "Alice fragt nach dem Urlaub?")
     bob = start()
     assert not bob.chat_message
+
+
+def test_first_run_explains_the_assistant_and_lists_only_documents_the_user_may_see(config: Path) -> None:
+    at = start()
+    text = " ".join(m.value for m in at.markdown)
+    assert DE["first_run_title"] in text and "Was es nicht kann" in text
+    assert "Bekannte Dokumente (2)" in text and "Reisekostenrichtlinie" in text
+    assert "gehaelter" not in text  # an HR document is not even named to a public user
+    ask(at, QUESTION)
+    assert DE["first_run_title"] not in " ".join(m.value for m in at.markdown)

@@ -23,6 +23,15 @@ TEXTS: dict[UILanguage, dict[str, str]] = {
         "welcome": "Stellen Sie eine Frage zu Ihren Dokumenten, zum Beispiel: "
         "„Wie viele Urlaubstage stehen mir zu?“",
         "new_chat": "Neuer Chat",
+        "first_run_title": "So hilft Ihnen Hauswissen",
+        "first_run_can": "**Was es kann:** Fragen auf Deutsch oder Englisch aus Ihren Dokumenten beantworten. "
+        "Jede Aussage nennt ihre Quelle mit Seite und zitierter Stelle, die Sie mit einem Klick prüfen können. "
+        "Steht die Antwort nicht in den Dokumenten, sagt es das und zeigt die nächstliegenden Quellen. "
+        "Folgefragen verstehen sich im Zusammenhang des Chats.",
+        "first_run_cannot": "**Was es nicht kann:** Wissen außerhalb dieser Dokumente, das Internet, "
+        "Aktionen in anderen Systemen. Antworten können Fehler enthalten: Aussagen ohne belegtes Zitat werden "
+        "markiert – bitte prüfen Sie sie. Ihre Fragen und Dokumente verlassen diesen Server nicht.",
+        "first_run_documents": "**Bekannte Dokumente ({count}):** {documents}",
         "history_not_saved": "Dieser Chat konnte nicht gespeichert werden; nach dem Neuladen der Seite fehlt "
         "dieser Teil.",
         "searched_for": "Gesucht wurde nach: „{query}“",
@@ -127,6 +136,15 @@ TEXTS: dict[UILanguage, dict[str, str]] = {
         "welcome": "Ask a question about your documents, for example: "
         "“How many days of holiday am I entitled to?”",
         "new_chat": "New chat",
+        "first_run_title": "How Hauswissen helps you",
+        "first_run_can": "**What it can do:** answer questions in German or English from your documents. "
+        "Every statement names its source with the page and the quoted passage, which you can check in one "
+        "click. When the answer is not in the documents, it says so and shows the closest sources. Follow-up "
+        "questions are understood in the context of the chat.",
+        "first_run_cannot": "**What it cannot do:** know anything outside these documents, use the internet, "
+        "or act in other systems. Answers can contain mistakes: statements without a verified quote are "
+        "marked, so please check them. Your questions and documents never leave this server.",
+        "first_run_documents": "**Documents it knows ({count}):** {documents}",
         "history_not_saved": "This chat could not be saved; after reloading the page this part will be "
         "missing.",
         "searched_for": "Searched for: “{query}”",

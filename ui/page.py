@@ -9,7 +9,7 @@ import streamlit as st
 from rag.errors import UserError
 from rag.service import Assistant
 from ui.conversation import ask, chat_id, history, new_chat, render_history
-from ui.escaping import escape_markdown
+from ui.escaping import escape_inline, escape_markdown
 from ui.i18n import UILanguage, translate
 from ui.runtime import read_settings, shared_assistant, shared_conversations
 from ui.sidebar import (
@@ -43,6 +43,23 @@ def _index_view(assistant: Assistant, language: UILanguage) -> IndexView | None:
         logger.exception("reading the index status failed")
         st.error(translate(language, "index_error"), icon=":material/error:")
     return None
+
+
+FIRST_RUN_DOCUMENTS = 8
+
+
+def _first_run(view: IndexView, language: UILanguage) -> None:
+    """What the assistant can and cannot do, and which documents it knows (shown while a chat is empty)."""
+    titles = [escape_inline(d.title or d.path.rsplit("/", 1)[-1]) for d in view.documents[:FIRST_RUN_DOCUMENTS]]
+    known = ", ".join(f"*{t}*" for t in titles)
+    if len(view.documents) > FIRST_RUN_DOCUMENTS:
+        known += " " + translate(language, "documents_more", count=len(view.documents) - FIRST_RUN_DOCUMENTS)
+    with st.container(border=True):
+        st.markdown(f"**{translate(language, 'first_run_title')}**")
+        st.markdown(translate(language, "first_run_can"))
+        st.markdown(translate(language, "first_run_cannot"))
+        st.markdown(translate(language, "first_run_documents", count=len(view.documents), documents=known))
+        st.caption(translate(language, "welcome"))
 
 
 def main() -> None:
@@ -86,8 +103,8 @@ def main() -> None:
             f"**{translate(language, 'empty_title')}**\n\n{translate(language, 'empty_body')}",
             icon=":material/upload_file:",
         )
-    elif not turns and question is None:
-        st.caption(translate(language, "welcome"))
+    elif view is not None and not turns and question is None:
+        _first_run(view, language)
     render_history(store, chat, turns, language)
     if question is not None:
         ask(assistant, store, chat, turns, question, settings.ui.max_question_chars, language)
