@@ -8,6 +8,7 @@ data folder holding a small German index, the hashing embedder and the scripted 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -185,3 +186,44 @@ def test_upload_through_the_browser_queues_or_refuses(page: Page, server: Server
         queue.close()
     # The status fragment polls while a job is active, so the change shows without a click.
     expect(sidebar).to_contain_text("kantine.txt: bereit", timeout=15_000)
+
+
+def test_chat_flow_feedback_follow_up_reload_and_new_chat(page: Page, server: Server) -> None:
+    de = TEXTS["de"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    expect(page.get_by_text(de["first_run_title"], exact=True)).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "ui-first-run.png"), full_page=True)
+    box = page.get_by_placeholder(de["chat_placeholder"])
+    box.fill("Wie viele Werktage Urlaub gibt es jährlich?")
+    box.press("Enter")
+    answers = page.locator('[data-testid="stChatMessage"]').filter(
+        has=page.locator('[data-testid="stChatMessageAvatarAssistant"]')
+    )
+    expect(answers.first).to_contain_text("24 Werktage", timeout=TIMEOUT_MS)
+    expect(page).to_have_url(re.compile(r"[?&]chat=[A-Za-z0-9_-]{16,}"))
+    chat_url = page.url
+
+    # Thumbs up (the first of the two feedback buttons), then the comment box appears.
+    page.locator('[data-testid="stFeedback"] button, [data-testid="stButtonGroup"] button').first.click()
+    comment = page.get_by_label(de["feedback_comment"])
+    expect(comment).to_be_visible()
+    comment.fill("passt")
+    comment.press("Enter")
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(ARTIFACTS / "ui-feedback.png"), full_page=True)
+
+    box.fill("und ab wann gilt das?")
+    box.press("Enter")
+    expect(answers).to_have_count(2, timeout=TIMEOUT_MS)
+    expect(page.get_by_text("und ab wann gilt das?").first).to_be_visible()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ARTIFACTS / "ui-follow-up.png"), full_page=True)
+
+    page.goto(chat_url)  # coming back to the chat's address shows it again
+    expect(answers).to_have_count(2, timeout=TIMEOUT_MS)
+
+    page.get_by_role("button", name=de["new_chat"]).click()
+    expect(answers).to_have_count(0)
+    expect(page.get_by_text(de["first_run_title"], exact=True)).to_be_visible()
+    assert page.url != chat_url
+    page.screenshot(path=str(ARTIFACTS / "ui-new-chat.png"), full_page=True)
