@@ -1,0 +1,168 @@
+"""The answer benchmark's code path on a tiny BEIR set: fakes for the fast tests, SmolLM2 for the slow one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import answer as bench_answer
+from rag.errors import ModelNotFoundError
+from rag.models import smollm_path
+
+PARAGRAPHS = {
+    "p1": ("Urlaub", "Der Urlaub beträgt jährlich mindestens 24 Werktage. Er ist im laufenden Kalenderjahr zu nehmen."),
+    "p2": ("Arbeitszeit", "Die werktägliche Arbeitszeit der Arbeitnehmer darf acht Stunden nicht überschreiten."),
+    "p3": ("Mindestlohn", "Der Mindestlohn beträgt seit dem 1. Januar 2024 brutto 12,41 Euro je Zeitstunde."),
+}
+QUESTIONS = {
+    "q1": ("Wie viele Werktage Urlaub gibt es mindestens?", "p1", "24 Werktage"),
+    "q2": ("Wie lange darf die werktägliche Arbeitszeit sein?", "p2", "acht Stunden"),
+    "q3": ("Wie hoch ist der Mindestlohn je Zeitstunde?", "p3", "12,41 Euro"),
+    "q4": ("Wann ist der Urlaub zu nehmen?", "p1", "im laufenden Kalenderjahr"),
+}
+ROW_KEYS = {"name", "k", "questions", "ttft_p50_s", "ttft_p95_s", "ttft_max_s", "total_p50_s", "retrieval_p50_s",
+            "prompt_tokens_p50", "reusable_tokens_p50", "sources_p50", "source_chars_p50", "calls"}
+
+
+def _jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+@pytest.fixture
+def tiny_set(tmp_path: Path) -> Path:
+    folder = tmp_path / "tiny-de"
+    (folder / "qrels").mkdir(parents=True)
+    _jsonl(folder / "corpus.jsonl", [{"_id": d, "title": t, "text": x} for d, (t, x) in PARAGRAPHS.items()])
+    _jsonl(folder / "queries.jsonl", [{"_id": q, "text": t} for q, (t, _, _) in QUESTIONS.items()])
+    _jsonl(folder / "answers.jsonl", [{"_id": q, "answers": [a], "corpus_id": d} for q, (_, d, a) in QUESTIONS.items()])
+    (folder / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, (_, d, _) in QUESTIONS.items()),
+        encoding="utf-8",
+    )
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def fast_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HAUSWISSEN__EMBEDDER__BACKEND", "hashing")
+    monkeypatch.setenv("HAUSWISSEN__EMBEDDER__DIMENSION", "64")
+    monkeypatch.setenv("HAUSWISSEN__INGEST__SANDBOX", "false")
+    monkeypatch.setenv("HAUSWISSEN__INGEST__WATCH", "false")
+
+
+class FakeLlama:
+    """Streams like ``create_chat_completion``: a role delta, then content deltas."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[dict[str, str]]] = []
+        self.resets = 0
+
+    def create_chat_completion(self, messages: Any, **kwargs: Any) -> Any:
+        self.calls.append(messages)
+        assert kwargs["stream"] is True and kwargs["max_tokens"] == 4
+        yield {"choices": [{"delta": {"role": "assistant"}}]}
+        for word in ("Die", " Antwort", " [1]."):
+            yield {"choices": [{"delta": {"content": word}}]}
+
+    def reset(self) -> None:
+        self.resets += 1
+
+
+def _words(messages: list[dict[str, str]]) -> list[int]:
+    return [sum(map(ord, w)) for m in messages for w in f"{m['role']}: {m['content']}".split()]
+
+
+@pytest.fixture
+def fakes(monkeypatch: pytest.MonkeyPatch) -> FakeLlama:
+    monkeypatch.setenv("HAUSWISSEN__LLM__BACKEND", "scripted")
+    bare = FakeLlama()
+    monkeypatch.setattr(bench_answer, "open_bare", lambda path, settings: bare)
+    monkeypatch.setattr(bench_answer, "prompt_tokenizer", lambda chat: _words)
+    return bare
+
+
+def test_json_has_three_rows_per_k_with_numbers_and_targets(
+    tiny_set: Path, tmp_path: Path, fakes: FakeLlama, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--set", str(tiny_set), "--cache", str(tmp_path / "cache"), "--questions", "3", "--sweep-k", "1,2",
+            "--max-tokens", "4", "--json"]
+    assert bench_answer.main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+
+    assert result["questions"] == 3 and result["ks"] == [1, 2] and result["settings"]["max_tokens"] == 4
+    assert [(r["name"], r["k"]) for r in result["rows"]] == [(name, k) for k in (1, 2) for name in bench_answer.ROWS]
+    for row in result["rows"]:
+        assert set(row) == ROW_KEYS
+        assert len(row["calls"]) == 3
+        for key in ("ttft_p50_s", "ttft_p95_s", "ttft_max_s", "total_p50_s"):
+            assert isinstance(row[key], float) and row[key] >= 0, (row["name"], key)
+        assert row["ttft_p50_s"] <= row["ttft_p95_s"] <= row["ttft_max_s"]
+        assert row["sources_p50"] == row["k"] and row["source_chars_p50"] > 0 and row["prompt_tokens_p50"] > 0
+    ours = result["rows"][0]
+    assert ours["retrieval_p50_s"] > 0 and all(c["pieces"] > 0 for c in ours["calls"])
+    # The system prompt and worked example are the same for every question: a shared prefix.
+    assert 0 < ours["reusable_tokens_p50"] < ours["prompt_tokens_p50"]
+    cold = result["rows"][2]
+    assert cold["reusable_tokens_p50"] == 0
+    # warm-up + (warm + cold) per question and k, on exactly the messages the product built
+    assert len(fakes.calls) == 1 + 2 * 3 * 2 and fakes.resets == 3 * 2
+    assert fakes.calls[1] == fakes.calls[2] and fakes.calls[1][-1]["role"] == "user"
+    assert "Frage: " in fakes.calls[1][-1]["content"]
+    names = [f"hauswissen TTFT {q}, k={k}" for k in (1, 2) for q in ("p50", "p95")]
+    assert [t["name"] for t in result["targets"]] == names
+    assert {t["verdict"] for t in result["targets"]} <= {"PASS", "MISS"}
+
+
+def test_table_lists_rows_targets_and_details(
+    tiny_set: Path, tmp_path: Path, fakes: FakeLlama, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--set", str(tiny_set), "--cache", str(tmp_path / "cache"), "--questions", "2", "--max-tokens", "4",
+            "--no-cold", "--details", "--first"]
+    assert bench_answer.main(argv) == 0
+    out = capsys.readouterr().out
+
+    assert "## Answer latency: 2 questions of tiny-de" in out and "first N" in out
+    for label in ("hauswissen ask", "bare llama.cpp, warm prefix", "TTFT p50 s", "TTFT p95 s", "TTFT max s",
+                  "retrieval p50 s", "prompt tok p50", "source chars p50", "hauswissen TTFT p95, k=5",
+                  "Wie viele Werktage Urlaub", "hauswissen minus bare warm"):
+        assert label in out, label
+    assert "bare llama.cpp, cold" not in out
+    assert "PASS" in out or "MISS" in out
+    assert fakes.resets == 0
+
+
+def test_questions_are_spread_over_the_set(tiny_set: Path) -> None:
+    from rag.evaluation.datasets import load_eval_set
+
+    eval_set = load_eval_set(tiny_set)
+    assert bench_answer.pick_questions(eval_set, 2) == [QUESTIONS["q1"][0], QUESTIONS["q3"][0]]
+    assert bench_answer.pick_questions(eval_set, 2, first=True) == [QUESTIONS["q1"][0], QUESTIONS["q2"][0]]
+    assert bench_answer.pick_questions(eval_set, 10) == [q for q, _, _ in QUESTIONS.values()]
+    assert bench_answer.common_prefix([1, 2, 3], [1, 2, 4, 5]) == 2
+
+
+@pytest.mark.slow
+def test_real_llama_cpp_path_with_smollm(
+    tiny_set: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The real llamacpp backend, bare Llama and prompt tokenizer (SmolLM2-135M: seconds, not minutes)."""
+    try:
+        monkeypatch.setenv("HAUSWISSEN__LLM__MODEL_PATH", str(smollm_path()))
+    except ModelNotFoundError as e:
+        pytest.fail(str(e))
+    monkeypatch.setenv("HAUSWISSEN__LLM__N_CTX", "2048")
+    argv = ["--set", str(tiny_set), "--cache", str(tmp_path / "cache"), "--questions", "2", "--top-k", "2",
+            "--max-tokens", "4", "--json"]
+    assert bench_answer.main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+
+    ours, warm, cold = result["rows"]
+    assert result["model"] == smollm_path().name
+    for row in (ours, warm, cold):
+        assert all(c["ttft_s"] > 0 and c["prompt_tokens"] > 50 for c in row["calls"])
+    # the rendered chat template starts with the fixed system prompt and example: llama.cpp can skip it
+    assert 0 < ours["reusable_tokens_p50"] < ours["prompt_tokens_p50"]
+    assert [c["prompt_tokens"] for c in ours["calls"]] == [c["prompt_tokens"] for c in cold["calls"]]
