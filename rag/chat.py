@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import re
 import threading
+import time
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,7 @@ class ScriptedChatModel(LocalChatModel):
         replies: Fixed replies, used in order.
         respond: Computes a reply from the messages; takes precedence over ``replies``.
         error: Raised after the first chunk, to exercise failure paths.
+        token_delay_s: Seconds to sleep before each piece, to simulate a slow model.
         calls: The message lists received so far.
     """
 
@@ -151,6 +153,7 @@ class ScriptedChatModel(LocalChatModel):
     replies: list[str] = Field(default_factory=lambda: ["Scripted answer [1]."])
     respond: Responder | None = None
     error: Exception | None = None
+    token_delay_s: float = Field(0.0, ge=0)
     calls: list[list[BaseMessage]] = Field(default_factory=list)
 
     @property
@@ -173,10 +176,14 @@ class ScriptedChatModel(LocalChatModel):
         reply = self._next_reply(messages)
         self.calls.append(list(messages))
         pieces = re.findall(r"\s*\S+|\s+", reply)
+        for i, piece in enumerate(pieces):
+            if self.error is not None and i == 1:
+                raise self.error
+            if self.token_delay_s:
+                time.sleep(self.token_delay_s)
+            yield piece
         if self.error is not None:
-            yield from pieces[:1]
             raise self.error
-        yield from pieces
 
 
 _ROLES = {"system": "system", "human": "user", "ai": "assistant", "tool": "tool"}

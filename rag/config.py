@@ -76,6 +76,11 @@ class LLMSettings(_Section):
     temperature: float = Field(0.1, ge=0)
     max_tokens: int = Field(400, gt=0)
     timeout_s: float = Field(120.0, gt=0)
+    max_concurrent: int = Field(
+        1, gt=0, description="Answers generated at the same time (the embedded model does one at a time)."
+    )
+    max_waiting: int = Field(8, ge=0, description="Questions that may wait for a free slot; more are refused.")
+    queue_timeout_s: float = Field(180.0, gt=0, description="Seconds a question waits in line at most.")
 
 
 class IngestSettings(_Section):

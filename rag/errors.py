@@ -8,6 +8,7 @@
         ``IndexMismatchError``: the index was built with another embedder.
         ``IndexLockedError``: another process is writing the index.
         ``ModelNotFoundError``: a model file or package is missing.
+        ``BusyError``: too many questions at once; refused, or waited too long in the queue.
     ``BackendError``: a model server or library failed at run time (connection refused, bad reply).
     ``IndexCorruptError``: the stored index does not pass its checks.
 """
@@ -65,6 +66,17 @@ class IndexLockedError(UserError):
 
 class ModelNotFoundError(UserError):
     """A model file or the package that ships it is missing."""
+
+
+class OriginalUnavailableError(UserError):
+    """The original file of a cited document cannot be offered: not indexed (any more), not permitted,
+    outside the document folders or a link, gone, unreadable, too large, or without the cited page."""
+
+
+class BusyError(UserError):
+    """The chat model is busy: the queue in front of it is full (code ``busy``; params ``waiting``,
+    ``limit``) or the request waited its time without its turn (code ``busy_timeout``; params
+    ``place``, ``waited_s``). Nothing is broken; trying again later helps."""
 
 
 class BackendError(HauswissenError):

@@ -81,8 +81,12 @@ _EXAMPLE_QA = {
 _QUESTION = {"de": "Frage", "en": "Question"}
 _SOURCES = {"de": "Quellen", "en": "Sources"}
 
-# Anything that could read as a fence tag, after folding look-alike characters (full-width < etc.).
-_FENCE = re.compile(r"<\s*/?\s*source", re.IGNORECASE)
+# Anything that could read as a fence tag, after folding look-alike characters (full-width < etc.):
+# invisible characters (zero-width space, soft hyphen, BOM, ...) may sit anywhere in it, and NFKC keeps
+# Cyrillic and Greek letters that look like Latin ones.
+_INVISIBLE = "[\\s\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]*"
+_LETTERS = ["[s\u0455]", "[o\u043e\u03bf]", "u", "r", "[c\u0441\u03f2]", "[e\u0435]"]  # Latin, Cyrillic, Greek
+_FENCE = re.compile("<" + _INVISIBLE + "/?" + _INVISIBLE + _INVISIBLE.join(_LETTERS), re.IGNORECASE)
 _ATTRIBUTE_UNSAFE = str.maketrans({"<": "", ">": "", '"': "'", "\n": " ", "\r": " "})
 
 

@@ -10,7 +10,8 @@ import logging
 import re
 import time
 import unicodedata
-from collections.abc import Iterator, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ from rag.errors import BackendError, InvalidInputError
 from rag.followups import Exchange, standalone_question
 from rag.language import Language, detect_language
 from rag.prompting import NOT_FOUND, build_messages
+from rag.queueing import GenerationQueue, Ticket
 from rag.reranking import create_reranker
 from rag.retrieval import HybridSearch
 from rag.sanitize import sanitize_markdown
@@ -94,6 +96,34 @@ class Answer:
             ],
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
         }
+
+
+class _HeldDeltas(Iterator[str]):
+    """A model's deltas holding a queue ticket until they end, fail or are closed.
+
+    The ticket is also released if the stream is dropped unread: an abandoned answer must not keep
+    the model's slot (a generator that never started would not run its ``finally``).
+    """
+
+    def __init__(self, ticket: Ticket, deltas: Iterator[str]) -> None:
+        self._deltas = deltas
+        self._release = weakref.finalize(self, ticket.release)
+
+    def __next__(self) -> str:
+        try:
+            return next(self._deltas)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop the model's stream, then free the ticket for the next in line."""
+        try:
+            close = getattr(self._deltas, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._release()
 
 
 class AnswerStream:
@@ -220,6 +250,7 @@ class Assistant:
             self.reader, self.embedder, settings.retrieval, create_reranker(settings.retrieval.reranker_path)
         )
         self._chat_model = chat_model
+        self.generation_queue = GenerationQueue(settings.llm.max_concurrent, settings.llm.max_waiting)
 
     @property
     def chat_model(self) -> BaseChatModel:
@@ -247,6 +278,8 @@ class Assistant:
         question: str,
         access: Sequence[str] | None = None,
         history: Sequence[Exchange] | None = None,
+        *,
+        on_wait: Callable[[int], None] | None = None,
     ) -> AnswerStream:
         """Answer ``question`` from the documents ``access`` may see; returns a stream.
 
@@ -254,24 +287,48 @@ class Assistant:
         which is what retrieval searches for (``Answer.search_query``); the model still answers the
         question as asked.
 
+        The chat model is used through :attr:`generation_queue`: when it is busy, this call waits its
+        turn (up to ``llm.queue_timeout_s``), calling ``on_wait(place)`` from this thread with the
+        place in line (1 = next) when waiting starts, when the place changes and every few seconds.
+        The returned stream holds the model until it ends, fails or is closed; close it when
+        stopping early.
+
         Raises:
             InvalidInputError: empty or over-long question.
+            BusyError: the queue is full (code ``busy``) or the wait timed out (``busy_timeout``).
         """
         from rag.chat import stream_text
 
         started = time.perf_counter()
         text = clean_question(question, self.settings.ui.max_question_chars)
         language = detect_language(text, default=self.settings.ui.language)
-        query = self._standalone(text, history or (), language)
-        sources = self.search(query, access)
-        retrieval_s = time.perf_counter() - started
-        if not sources:
-            deltas: Iterator[str] = iter([NOT_FOUND[language]])
-        else:
-            deltas = stream_text(self.chat_model, build_messages(text, sources, language))
+        # A follow-up's rewrite already needs the model: its ticket is kept through retrieval for the
+        # answer, so the user waits in line once instead of twice (and is never refused halfway).
+        ticket = self._take_turn(on_wait) if history else None
+        try:
+            query = self._standalone(text, history or (), language)
+            sources = self.search(query, access)
+            retrieval_s = time.perf_counter() - started
+            if not sources:
+                if ticket is not None:
+                    ticket.release()
+                deltas: Iterator[str] = iter([NOT_FOUND[language]])
+            else:
+                ticket = ticket if ticket is not None else self._take_turn(on_wait)
+                deltas = _HeldDeltas(ticket, stream_text(self.chat_model, build_messages(text, sources, language)))
+        except BaseException:
+            if ticket is not None:
+                ticket.release()
+            raise
         return AnswerStream(
             text, language, sources, deltas, started, retrieval_s, None if query == text else query
         )
+
+    def _take_turn(self, on_wait: Callable[[int], None] | None) -> Ticket:
+        """An active ticket of the generation queue (waiting for it if need be)."""
+        ticket = self.generation_queue.enter()
+        ticket.wait(self.settings.llm.queue_timeout_s, on_wait)
+        return ticket
 
     def _standalone(self, question: str, history: Sequence[Exchange], language: Language) -> str:
         if not history:

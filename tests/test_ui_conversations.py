@@ -162,3 +162,24 @@ def test_first_run_explains_the_assistant_and_lists_only_documents_the_user_may_
     assert "gehaelter" not in text  # an HR document is not even named to a public user
     ask(at, QUESTION)
     assert DE["first_run_title"] not in " ".join(m.value for m in at.markdown)
+
+
+def test_a_full_generation_queue_answers_busy_instead_of_hanging(
+    config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HAUSWISSEN__LLM__MAX_WAITING", "0")
+    made: list[Assistant] = []
+
+    def create(s: Settings) -> Assistant:
+        made.append(Assistant(s, chat_model=ScriptedChatModel()))
+        return made[-1]
+
+    monkeypatch.setattr(ui.runtime, "create_assistant", create)
+    at = start()
+    ticket = made[0].generation_queue.enter()  # someone else's answer holds the only slot
+    try:
+        ask(at, QUESTION)
+    finally:
+        ticket.release()
+    errors = " ".join(e.value for e in at.error)
+    assert "warten bereits" in errors and "Sprachmodell" in errors, errors

@@ -118,6 +118,11 @@ TEXTS: dict[UILanguage, dict[str, str]] = {
         "err_upload_empty": "die Datei ist leer",
         "err_upload_too_large": "die Datei ist zu groß ({size} MB, höchstens {limit} MB)",
         "err_upload_mislabelled": "der Inhalt passt nicht zur Endung {ext}",
+        "err_busy": "es warten bereits {waiting} Fragen auf das Sprachmodell. Bitte versuchen Sie es in "
+        "einer Minute erneut.",
+        "err_busy_timeout": "Ihre Frage hat {waited_s} Sekunden gewartet und war noch nicht an der Reihe "
+        "(zuletzt Nummer {place}). Bitte versuchen Sie es später erneut.",
+        "queue_waiting": "Viele Anfragen gleichzeitig – Sie sind Nummer {place} in der Warteschlange.",
         "backend_error": "Das Sprachmodell ist gerade nicht erreichbar oder ausgelastet. Bitte versuchen "
         "Sie es in einem Moment erneut; hält das an, wenden Sie sich an Ihre Administration.",
         "unexpected_error": "Es ist ein unerwarteter Fehler aufgetreten. Bitte versuchen Sie es erneut; "
@@ -230,6 +235,11 @@ TEXTS: dict[UILanguage, dict[str, str]] = {
         "err_upload_empty": "the file is empty",
         "err_upload_too_large": "the file is too large ({size} MB, at most {limit} MB)",
         "err_upload_mislabelled": "the content does not match the extension {ext}",
+        "err_busy": "{waiting} questions are already waiting for the language model. Please try again "
+        "in a minute.",
+        "err_busy_timeout": "your question waited {waited_s} seconds without its turn (last number "
+        "{place} in line). Please try again later.",
+        "queue_waiting": "Many questions at once – you are number {place} in the queue.",
         "backend_error": "The language model is not reachable or busy right now. Please try again in a "
         "moment; if this persists, contact your administrator.",
         "unexpected_error": "An unexpected error occurred. Please try again; the error was logged for "
