@@ -113,3 +113,51 @@ FAKE_ENV = {
     "HAUSWISSEN__EMBEDDER__BACKEND": "hashing",
     "HAUSWISSEN__LLM__BACKEND": "scripted",
 }
+
+
+def write_pdf(path: Path, pages: list[str], *, poster: bool = False) -> Path:
+    """A real PDF at ``path``: one A4 page (an image at 100 dpi) per text, optionally followed by a
+    200 x 200 inch poster page (the largest size PDF allows)."""
+    import io
+
+    import pypdfium2 as pdfium
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=24)
+    images = []
+    for text in pages:
+        image = Image.new("L", (827, 1169), 255)
+        ImageDraw.Draw(image).text((80, 120), text, fill=0, font=font)
+        images.append(image)
+    images[0].save(path, format="PDF", resolution=100, save_all=True, append_images=images[1:])
+    if poster:
+        pdf = pdfium.PdfDocument(str(path))
+        pdf.new_page(14400, 14400).close()
+        data = io.BytesIO()
+        pdf.save(data)
+        pdf.close()
+        path.write_bytes(data.getvalue())
+    return path
+
+
+def build_file_index(data_dir: Path, documents: list[SampleDocument]) -> None:
+    """Index ``documents`` whose ``path`` names a real file, recorded as the pipeline records it
+    (resolved path, content hash, size, mtime), with the 384-d hashing embedder."""
+    embedder = HashingEmbedder(384)
+    with IndexWriter(data_dir / "index", embedder.identity) as writer:
+        for doc in documents:
+            path = Path(doc.path).resolve()
+            info = path.stat()
+            record = DocumentRecord(
+                doc_id=hashlib.sha256(str(path).encode()).hexdigest()[:16],
+                path=str(path),
+                title=doc.title or path.name,
+                sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+                kind=doc.kind,
+                access=doc.access,
+                size=info.st_size,
+                mtime=info.st_mtime,
+                page_label=doc.page_label,
+            )
+            writer.upsert_document(record, doc.chunks, embedder.embed([c.text for c in doc.chunks], "passage"))
+        writer.commit()

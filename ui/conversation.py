@@ -178,10 +178,10 @@ def _escaped(deltas: Iterator[str]) -> Iterator[str]:
 def _stream_answer(assistant: Assistant, question: str, turns: list[Turn], language: UILanguage) -> Turn:
     """Ask, stream the reply (escaped) into the current container; return the finished turn (unsaved)."""
     deltas: Iterator[str] | None = None
-    waiting = st.empty()
 
     def show_place(place: int) -> None:
-        waiting.info(translate(language, "queue_waiting", place=place), icon=":material/hourglass_top:")
+        # A toast, not an element: the answer's container must hold only the answer it will be replaced by.
+        st.toast(translate(language, "queue_waiting", place=place), icon=":material/hourglass_top:")
 
     try:
         with st.spinner(translate(language, "searching")):
@@ -189,7 +189,6 @@ def _stream_answer(assistant: Assistant, question: str, turns: list[Turn], langu
             deltas = iter(stream)
             # Retrieval and the model's prompt reading happen before the first piece arrives.
             first = next(deltas, "")
-        waiting.empty()
         st.write_stream(_escaped(itertools.chain([first], deltas)))
         return Turn(0, "answer", answer_to_record(stream.answer))
     except UserError as e:
@@ -202,7 +201,6 @@ def _stream_answer(assistant: Assistant, question: str, turns: list[Turn], langu
         logger.exception("answering a question failed")
         return Turn(0, "error", {"key": "unexpected_error"})
     finally:
-        waiting.empty()
         # Releases the model at once if the stream was abandoned (an error, or the user moved on).
         close = getattr(deltas, "close", None)
         if close is not None:
