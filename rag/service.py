@@ -331,8 +331,6 @@ class Assistant:
         return ticket
 
     def _standalone(self, question: str, history: Sequence[Exchange], language: Language) -> str:
-        if not history:
-            return question
         try:
             return standalone_question(self.chat_model, question, history, language)
         except BackendError as e:

@@ -17,7 +17,7 @@ import pytest
 import streamlit as st
 from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
-from ui_support import APP, FAKE_ENV, HR_CANARY, URLAUB, SampleDocument, build_index, write_config
+from ui_support import APP, HR_CANARY, URLAUB, SampleDocument, build_index, configured_app, write_config
 
 import ui.runtime
 from rag.chat import ScriptedChatModel
@@ -37,13 +37,8 @@ QUESTION = "Wie viele Werktage Urlaub gibt es jährlich?"
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """An empty data folder, the app configured for it with fake backends, caches cleared."""
     data = tmp_path / "data"
-    config = write_config(tmp_path, data)
-    monkeypatch.setenv("HAUSWISSEN_CONFIG", str(config))
-    for name, value in FAKE_ENV.items():
-        monkeypatch.setenv(name, value)
-    st.cache_resource.clear()
-    yield data
-    st.cache_resource.clear()
+    with configured_app(tmp_path, data, monkeypatch):
+        yield data
 
 
 @pytest.fixture

@@ -6,9 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
-from ui_support import APP, FAKE_ENV, build_index, write_config
+from ui_support import APP, build_index, configured_app
 
 import ui.runtime
 from rag.chat import ScriptedChatModel
@@ -23,21 +22,17 @@ INVENTED = "Zusätzlich gibt es zehn Tage Bildungsurlaub für alle Beschäftigte
 @pytest.fixture
 def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppTest]:
     data = tmp_path / "data"
-    monkeypatch.setenv("HAUSWISSEN_CONFIG", str(write_config(tmp_path, data)))
-    for name, value in FAKE_ENV.items():
-        monkeypatch.setenv(name, value)
-    st.cache_resource.clear()
-    build_index(data)
-    model = ScriptedChatModel(replies=[f"{SUPPORTED} [1]. {INVENTED} [1]."])
+    with configured_app(tmp_path, data, monkeypatch):
+        build_index(data)
+        model = ScriptedChatModel(replies=[f"{SUPPORTED} [1]. {INVENTED} [1]."])
 
-    def create(settings: Settings) -> Assistant:
-        return Assistant(settings, chat_model=model)
+        def create(settings: Settings) -> Assistant:
+            return Assistant(settings, chat_model=model)
 
-    monkeypatch.setattr(ui.runtime, "create_assistant", create)
-    at = AppTest.from_file(str(APP), default_timeout=60)
-    at.run()
-    yield at
-    st.cache_resource.clear()
+        monkeypatch.setattr(ui.runtime, "create_assistant", create)
+        at = AppTest.from_file(str(APP), default_timeout=60)
+        at.run()
+        yield at
 
 
 def test_an_unsupported_sentence_is_named_and_the_supporting_quote_is_highlighted(app: AppTest) -> None:

@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
-from ui_support import APP, FAKE_ENV, URLAUB, build_index, write_config
+from ui_support import APP, URLAUB, build_index, configured_app
 
 import ui.runtime
 from hauswissen.cli import main as cli
@@ -29,13 +28,8 @@ QUESTION = "Wie viele Werktage Urlaub gibt es jährlich?"
 def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     data = tmp_path / "data"
     build_index(data)
-    path = write_config(tmp_path, data)
-    monkeypatch.setenv("HAUSWISSEN_CONFIG", str(path))
-    for name, value in FAKE_ENV.items():
-        monkeypatch.setenv(name, value)
-    st.cache_resource.clear()
-    yield path
-    st.cache_resource.clear()
+    with configured_app(tmp_path, data, monkeypatch) as path:
+        yield path
 
 
 def settings(config: Path) -> Settings:

@@ -10,7 +10,15 @@ from typing import Any
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
-from ui_support import APP, FAKE_ENV, KILOMETER, URLAUB, SampleDocument, build_file_index, write_config, write_pdf
+from ui_support import (
+    APP,
+    KILOMETER,
+    URLAUB,
+    SampleDocument,
+    build_file_index,
+    configured_app,
+    write_pdf,
+)
 
 import ui.runtime
 from rag.chat import ScriptedChatModel
@@ -34,15 +42,10 @@ def sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
                        chunks=[ChunkDraft(KILOMETER, 0, len(KILOMETER), page=2, section="2 Fahrtkosten")]),
         SampleDocument(path=str(markdown), chunks=[ChunkDraft(URLAUB, 0, len(URLAUB), section="§ 3")]),
     ])
-    monkeypatch.setenv("HAUSWISSEN_CONFIG", str(write_config(tmp_path, data)))
-    monkeypatch.setenv("HAUSWISSEN__PATHS__SOURCES", str([str(folder)]))
-    for name, value in FAKE_ENV.items():
-        monkeypatch.setenv(name, value)
     model = ScriptedChatModel(replies=["0,30 Euro je Kilometer [1]."] * 3)
     monkeypatch.setattr(ui.runtime, "create_assistant", lambda settings: _assistant(settings, model))
-    st.cache_resource.clear()
-    yield folder
-    st.cache_resource.clear()
+    with configured_app(tmp_path, data, monkeypatch, sources=folder):
+        yield folder
 
 
 def _assistant(settings: Settings, model: ScriptedChatModel) -> Assistant:

@@ -6,10 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import streamlit as st
 from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
-from ui_support import APP, FAKE_ENV, write_config
+from ui_support import APP, configured_app
 
 from rag.jobs import FileStates
 from ui.escaping import escape_inline
@@ -20,14 +19,8 @@ from ui.i18n import TEXTS
 def sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """The app configured for an empty data folder and one source folder (default access: public)."""
     folder = tmp_path / "sources"
-    config = write_config(tmp_path, tmp_path / "data")
-    monkeypatch.setenv("HAUSWISSEN_CONFIG", str(config))
-    monkeypatch.setenv("HAUSWISSEN__PATHS__SOURCES", str([str(folder)]))
-    for name, value in FAKE_ENV.items():
-        monkeypatch.setenv(name, value)
-    st.cache_resource.clear()
-    yield folder
-    st.cache_resource.clear()
+    with configured_app(tmp_path, tmp_path / "data", monkeypatch, sources=folder):
+        yield folder
 
 
 @pytest.fixture

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
+import streamlit as st
 
 from rag.documents import ChunkDraft, DocumentRecord
 from rag.embedding import HashingEmbedder
@@ -161,3 +166,23 @@ def build_file_index(data_dir: Path, documents: list[SampleDocument]) -> None:
             )
             writer.upsert_document(record, doc.chunks, embedder.embed([c.text for c in doc.chunks], "passage"))
         writer.commit()
+
+
+@contextmanager
+def configured_app(
+    root: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch, sources: Path | None = None
+) -> Iterator[Path]:
+    """The app configured as in production (``HAUSWISSEN_CONFIG`` plus the fake backends in the
+    environment) for ``data_dir``, and optionally one source folder; Streamlit's resource caches are
+    cleared before and after, so no Assistant outlives its test. Yields the config file."""
+    config = write_config(root, data_dir)
+    monkeypatch.setenv("HAUSWISSEN_CONFIG", str(config))
+    if sources is not None:
+        monkeypatch.setenv("HAUSWISSEN__PATHS__SOURCES", str([str(sources)]))
+    for name, value in FAKE_ENV.items():
+        monkeypatch.setenv(name, value)
+    st.cache_resource.clear()
+    try:
+        yield config
+    finally:
+        st.cache_resource.clear()
