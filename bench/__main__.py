@@ -9,6 +9,7 @@ BENCHES = {
     "fusion": "fusion rules and weights on the development sets, against dense and bm25s",
     "embedders": "embedders on the development sets: quality and passages/s",
     "ingest": "ingest throughput on real documents, against the bare embedder and a naive LangChain pipeline",
+    "abstention": "declined unanswerable vs refused answerable questions on xquad (gold held out), against no check",
     "answer": "time to first token on xquad-de questions, against bare llama.cpp with and without the cached prefix",
 }
 

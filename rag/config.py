@@ -64,6 +64,20 @@ class RetrievalSettings(_Section):
     rerank_candidates: int = Field(20, gt=0, description="Fused hits the reranker re-scores.")
 
 
+class AnswerabilitySettings(_Section):
+    min_evidence: float = Field(
+        4.4, ge=0, description="Evidence (top fused z-score + coverage_weight * coverage) needed to answer; 0 = off."
+    )
+    coverage_weight: float = Field(4.7, ge=0, description="Weight of the question-term coverage of the best passage.")
+    min_evidence_cross_lingual: float = Field(
+        1.4, ge=0, description="Top fused z-score needed when question and passage languages differ; 0 = off."
+    )
+    passages: int = Field(3, ge=1, description="Best passages each scored; the best-supported one counts.")
+    min_candidates: int = Field(
+        30, ge=1, description="Dense hits the caller's documents must yield for the check to apply."
+    )
+
+
 class LLMSettings(_Section):
     backend: Literal["llamacpp", "ollama", "openai", "scripted"] = "llamacpp"
     model_path: Path | None = Field(None, description="GGUF file; empty means the packaged default.")
@@ -126,6 +140,7 @@ class Settings(_Section):
     embedder: EmbedderSettings = EmbedderSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
+    answerability: AnswerabilitySettings = AnswerabilitySettings()
     llm: LLMSettings = LLMSettings()
     ingest: IngestSettings = IngestSettings()
     ui: UISettings = UISettings()

@@ -73,11 +73,17 @@ class HybridSearch:
 
     def search(self, query: str, access: Sequence[str], k: int | None = None) -> list[Passage]:
         """The best ``k`` passages the caller may see. ``access`` is required: there is no unfiltered path."""
+        return self.search_ranked(query, access, k)[0]
+
+    def search_ranked(
+        self, query: str, access: Sequence[str], k: int | None = None
+    ) -> tuple[list[Passage], Ranking | None]:
+        """Like :meth:`search`, with the ranking the passages were taken from (``None`` when nothing was searched)."""
         k = k or self.settings.top_k
         if not query.strip() or not access:
-            return []
+            return [], None
         ranking = self.rank(query, self.embedder.embed([query], "query")[0], access)
-        return self.passages(query, ranking, access, k)
+        return self.passages(query, ranking, access, k), ranking
 
     def passages(self, query: str, ranking: Ranking, access: Sequence[str], k: int) -> list[Passage]:
         """Load the best ``k`` of ``ranking``, reranked when a reranker is configured."""
@@ -92,6 +98,7 @@ class HybridSearch:
             fused = [(p.chunk_id, s) for p, s in order]
             loaded = [p for p, _ in order]
         dense_scores, keyword_scores = dict(ranking.dense), dict(ranking.keyword)
+        fused_scores = dict(ranking.fused)
         by_id = dict(fused)
         return [
             replace(
@@ -99,7 +106,9 @@ class HybridSearch:
                 score=by_id[p.chunk_id],
                 scores={
                     name: scores[p.chunk_id]
-                    for name, scores in (("dense", dense_scores), ("keyword", keyword_scores))
+                    for name, scores in (
+                        ("dense", dense_scores), ("keyword", keyword_scores), ("fused", fused_scores)
+                    )
                     if p.chunk_id in scores
                 },
             )

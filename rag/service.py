@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rag.answerability import AnswerabilityCheck, Evidence
 from rag.citations import attribute_uncited, parse_citations
 from rag.claims import Claim, extract_claims
 from rag.config import Settings
@@ -50,6 +51,8 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)
     search_query: str | None = None
     """What retrieval searched for when it differs from ``question`` (a follow-up made standalone)."""
+    evidence: Evidence | None = None
+    """How well the sources support an answer; an answer declined for weak evidence was never generated."""
 
     @property
     def markdown(self) -> str:
@@ -77,6 +80,7 @@ class Answer:
             "abstained": self.abstained,
             "cited": self.cited,
             "search_query": self.search_query,
+            "evidence": self.evidence.to_dict() if self.evidence else None,
             "claims": [c.to_dict() for c in self.claims],
             "sources": [
                 {
@@ -96,6 +100,20 @@ class Answer:
             ],
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
         }
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """What retrieval found for a question, and the answerability check's verdict on it."""
+
+    sources: list[Passage]
+    evidence: Evidence | None
+    """``None`` when the check did not apply (off, RRF fusion, or too few hits to judge)."""
+
+    @property
+    def answerable(self) -> bool:
+        """There are sources, and the check (where it applied) found them evidence enough."""
+        return bool(self.sources) and (self.evidence is None or self.evidence.sufficient)
 
 
 class _HeldDeltas(Iterator[str]):
@@ -138,8 +156,10 @@ class AnswerStream:
         started: float,
         retrieval_s: float,
         search_query: str | None = None,
+        evidence: Evidence | None = None,
     ) -> None:
         self.question = question
+        self.evidence = evidence
         self.language = language
         self.sources = sources
         self.search_query = search_query
@@ -186,6 +206,7 @@ class AnswerStream:
             abstained=abstained,
             timings=self._timings,
             search_query=self.search_query,
+            evidence=self.evidence,
         )
 
     @property
@@ -251,6 +272,7 @@ class Assistant:
         )
         self._chat_model = chat_model
         self.generation_queue = GenerationQueue(settings.llm.max_concurrent, settings.llm.max_waiting)
+        self.answerability = AnswerabilityCheck(settings.answerability, self.reader)
 
     @property
     def chat_model(self) -> BaseChatModel:
@@ -272,6 +294,19 @@ class Assistant:
         self.reader.refresh()
         tokens = tuple(access) if access is not None else self.default_access()
         return self.search_engine.search(question, tokens, k)
+
+    def retrieve(
+        self, query: str, access: Sequence[str] | None = None, language: Language | None = None
+    ) -> Retrieval:
+        """The passages ``ask`` would give the model for ``query``, and whether they are evidence enough.
+
+        ``language`` is the user's (the default: detected from ``query``).
+        """
+        self.reader.refresh()
+        tokens = tuple(access) if access is not None else self.default_access()
+        sources, ranking = self.search_engine.search_ranked(query, tokens)
+        language = language or detect_language(query, default=self.settings.ui.language)
+        return Retrieval(sources, self._evidence(query, sources, len(ranking.dense) if ranking else 0, language))
 
     def ask(
         self,
@@ -307,9 +342,10 @@ class Assistant:
         ticket = self._take_turn(on_wait) if history else None
         try:
             query = self._standalone(text, history or (), language)
-            sources = self.search(query, access)
+            found = self.retrieve(query, access, language)
+            sources, evidence = found.sources, found.evidence
             retrieval_s = time.perf_counter() - started
-            if not sources:
+            if not found.answerable:
                 if ticket is not None:
                     ticket.release()
                 deltas: Iterator[str] = iter([NOT_FOUND[language]])
@@ -321,8 +357,27 @@ class Assistant:
                 ticket.release()
             raise
         return AnswerStream(
-            text, language, sources, deltas, started, retrieval_s, None if query == text else query
+            text, language, sources, deltas, started, retrieval_s, None if query == text else query, evidence
         )
+
+    def _evidence(
+        self, query: str, sources: list[Passage], candidates: int, language: Language
+    ) -> Evidence | None:
+        """The answerability check's verdict; ``None`` when it does not apply.
+
+        It is off for RRF fusion (its scale assumes z-scores) and when the caller's part of the index
+        yields fewer than ``answerability.min_candidates`` hits: among a handful of chunks no hit can
+        stand out by much, so a low z-score says nothing there.
+        """
+        check = self.answerability
+        if (
+            not sources
+            or not check.enabled
+            or self.settings.retrieval.fusion != "zscore"
+            or candidates < check.settings.min_candidates
+        ):
+            return None
+        return self.answerability.assess(query, sources, detect_language(query, default=language))
 
     def _take_turn(self, on_wait: Callable[[int], None] | None) -> Ticket:
         """An active ticket of the generation queue (waiting for it if need be)."""

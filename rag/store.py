@@ -337,6 +337,13 @@ class IndexReader:
         )
         return {str(t): int(n) for t, n in rows}
 
+    def term_frequencies(self, terms: Iterable[str]) -> tuple[dict[str, int], int]:
+        """How many chunks hold each keyword term (unknown terms left out), and how many chunks there are."""
+        with self._lock:
+            if self._db is None:
+                return {}, 0
+            return self._term_chunks(terms), self._manifest.chunks if self._manifest else 0
+
     def keyword_coverage(self, query: str) -> float:
         """The share of the query's keyword terms that occur anywhere in the index (0..1).
 

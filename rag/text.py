@@ -59,6 +59,11 @@ def keyword_terms(text: str, *, language: Language = "de", drop_stop_words: bool
     return [_fold(s) for s in stems if s]
 
 
+def folded_words(text: str) -> list[str]:
+    """The words of ``text`` lower-cased and umlaut-folded like keyword terms, but not stemmed."""
+    return [_fold(w) for w in _WORD.findall(unicodedata.normalize("NFC", text).lower())]
+
+
 def keyword_document(text: str, language: Language | None = None) -> str:
     """The form of a chunk's text that goes into the keyword index (stemmed for its language)."""
     return " ".join(keyword_terms(text, language=language or detect_language(text)))

@@ -108,6 +108,31 @@ def test_retrieval_finds_the_right_law_for_german_questions(first_ingest: tuple,
     assert any(p.document.startswith("mindestlohn") for p in wage)
 
 
+def test_questions_the_samples_cannot_answer_are_declined_before_the_model(
+    first_ingest: tuple, e2e_settings: Settings
+) -> None:
+    """The answerability check with the real embedder and the configured thresholds (the twin of the
+    hashing-embedder tests in test_answerability): off-topic questions are declined, everyday
+    questions the samples do answer are not."""
+    assistant = Assistant(e2e_settings)
+    for question in (
+        "Wie setze ich mein VPN-Passwort zurück?",
+        "Wie hoch ist die Dienstwagenpauschale?",
+        "Wer ist der Geschäftsführer der Firma?",
+    ):
+        found = assistant.retrieve(question)
+        assert found.sources and not found.answerable, (question, found.evidence)
+    for question in (
+        "Wie viele Werktage Urlaub stehen Arbeitnehmern mindestens zu?",
+        "Wie lange darf man täglich arbeiten?",
+        "Darf ich sonntags arbeiten?",
+        "Wann ist eine Kündigung sozial ungerechtfertigt?",
+        "Wie hoch ist der Mindestlohn 2024?",
+    ):
+        found = assistant.retrieve(question)
+        assert found.answerable, (question, found.evidence)
+
+
 def test_cli_ask_json_prints_answer_and_sources(first_ingest: tuple, workspace: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "hauswissen", "--config", str(workspace / "config.yaml"), "ask", "--json",
