@@ -67,8 +67,8 @@ from rag.chat import LlamaCppChatModel, _to_openai_dict, create_chat_model  # no
 from rag.config import Settings, load_settings  # noqa: E402
 from rag.embedding import create_embedder  # noqa: E402
 from rag.evaluation.datasets import EvalSet, load_eval_set  # noqa: E402
+from rag.excerpts import excerpt  # noqa: E402
 from rag.models import default_llm_path  # noqa: E402
-from rag.prompting import build_messages  # noqa: E402
 from rag.service import Assistant  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -239,10 +239,12 @@ def ask_call(assistant: Assistant, question: str) -> tuple[Call, list[BaseMessag
         total_s=total,
         retrieval_s=timings["retrieval_s"],
         sources=len(stream.sources),
-        source_chars=sum(len(p.text) for p in stream.sources),
+        source_chars=sum(
+            len(excerpt(stream.question, p.text, assistant.settings.retrieval.excerpt_chars)) for p in stream.sources
+        ),
         pieces=pieces,
     )
-    return call, build_messages(stream.question, stream.sources, stream.language)
+    return call, assistant.prompt(stream.question, stream.sources, stream.language)
 
 
 def measure(

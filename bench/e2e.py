@@ -25,7 +25,6 @@ from ingest.pipeline import Ingestor  # noqa: E402
 from rag.config import load_settings  # noqa: E402
 from rag.embedding import create_embedder  # noqa: E402
 from rag.models import assemble_default_llm  # noqa: E402
-from rag.prompting import build_messages  # noqa: E402
 from rag.service import Assistant  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -89,7 +88,7 @@ def main() -> int:
             answer = stream.answer
             ours_ttft.append(answer.timings["first_token_s"])
             ours_total.append(answer.timings["total_s"])
-            messages = build_messages(question, answer.sources, answer.language)
+            messages = assistant.prompt(question, answer.sources, answer.language)
             roles = {"system": "system", "human": "user", "ai": "assistant"}
             payload = [{"role": roles[m.type], "content": str(m.content)} for m in messages]
             t0 = time.perf_counter()

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from rag.documents import Passage
+from rag.excerpts import excerpt
 from rag.language import Language
 
 NOT_FOUND = {
@@ -123,14 +124,21 @@ def _user_turn(question: str, sources: Sequence[str], language: Language) -> str
     return f"{_SOURCES[language]}:\n" + "\n".join(sources) + f"\n\n{_QUESTION[language]}: {question}"
 
 
-def build_messages(question: str, passages: Sequence[Passage], language: Language) -> list[BaseMessage]:
-    """Messages for the chat model: system rules, the worked example, then this question's sources."""
+def build_messages(
+    question: str, passages: Sequence[Passage], language: Language, *, excerpt_chars: int = 0
+) -> list[BaseMessage]:
+    """Messages for the chat model: system rules, the worked example, then this question's sources.
+
+    With ``excerpt_chars``, each source is cut to its sentences most relevant to the question
+    (:func:`rag.excerpts.excerpt`); 0 gives the whole passages.
+    """
     example_sources = [
         _fence(i, doc, where, text) for i, (doc, where, text) in enumerate(_EXAMPLE_SOURCES[language], 1)
     ]
     example_q, example_a = _EXAMPLE_QA[language]
     sources = [
-        _fence(i, p.document, location_label(p, language), p.text) for i, p in enumerate(passages, 1)
+        _fence(i, p.document, location_label(p, language), excerpt(question, p.text, excerpt_chars))
+        for i, p in enumerate(passages, 1)
     ]
     return [
         SystemMessage(_SYSTEM[language]),

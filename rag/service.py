@@ -34,6 +34,7 @@ from rag.store import IndexReader, IndexStats
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
+    from langchain_core.messages import BaseMessage
 
 logger = logging.getLogger(__name__)
 
@@ -351,7 +352,7 @@ class Assistant:
                 deltas: Iterator[str] = iter([NOT_FOUND[language]])
             else:
                 ticket = ticket if ticket is not None else self._take_turn(on_wait)
-                deltas = _HeldDeltas(ticket, stream_text(self.chat_model, build_messages(text, sources, language)))
+                deltas = _HeldDeltas(ticket, stream_text(self.chat_model, self.prompt(text, sources, language)))
         except BaseException:
             if ticket is not None:
                 ticket.release()
@@ -378,6 +379,10 @@ class Assistant:
         ):
             return None
         return self.answerability.assess(query, sources, detect_language(query, default=language))
+
+    def prompt(self, question: str, sources: Sequence[Passage], language: Language) -> list[BaseMessage]:
+        """The messages the chat model gets for ``question`` over ``sources`` (as configured)."""
+        return build_messages(question, sources, language, excerpt_chars=self.settings.retrieval.excerpt_chars)
 
     def _take_turn(self, on_wait: Callable[[int], None] | None) -> Ticket:
         """An active ticket of the generation queue (waiting for it if need be)."""

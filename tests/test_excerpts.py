@@ -1,0 +1,68 @@
+"""Tight sources: the model reads a passage's sentences that bear on the question."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rag.chat import ScriptedChatModel
+from rag.config import Settings
+from rag.documents import Passage
+from rag.embedding import HashingEmbedder
+from rag.excerpts import excerpt
+from rag.prompting import build_messages
+from rag.service import Assistant
+from tests.conftest import build_index
+
+PASSAGE = (
+    "Das Gesetz gilt für alle Betriebe. "
+    "Die Ruhepausen betragen mindestens 30 Minuten. "
+    "Die werktägliche Arbeitszeit darf acht Stunden nicht überschreiten. "
+    "Sie kann auf zehn Stunden verlängert werden. "
+    "Ausnahmen regelt die Aufsichtsbehörde."
+)
+
+
+def test_the_sentence_with_the_question_terms_is_kept_and_gaps_are_marked() -> None:
+    cut = excerpt("Wie lange darf man täglich arbeiten?", PASSAGE, 90)
+    assert "werktägliche Arbeitszeit darf acht Stunden" in cut
+    assert "Ruhepausen" not in cut
+    assert cut.startswith("…") and cut.endswith("…")
+    assert len(cut) <= 90 + 4
+
+
+def test_kept_sentences_stay_in_document_order() -> None:
+    cut = excerpt("Ruhepausen und zehn Stunden?", PASSAGE, 120)
+    assert cut.index("Ruhepausen") < cut.index("zehn Stunden")
+
+
+def test_a_short_passage_or_no_budget_is_left_whole() -> None:
+    assert excerpt("Arbeitszeit?", PASSAGE, 0) == PASSAGE
+    assert excerpt("Arbeitszeit?", PASSAGE, len(PASSAGE)) == PASSAGE
+
+
+def test_the_best_sentence_is_kept_whole_even_over_the_budget() -> None:
+    cut = excerpt("Wie lange darf man täglich arbeiten?", PASSAGE, 10)
+    assert "Die werktägliche Arbeitszeit darf acht Stunden nicht überschreiten." in cut
+
+
+def test_the_prompt_carries_excerpts_while_the_answer_keeps_whole_passages(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    settings = settings_factory(RETRIEVAL__EXCERPT_CHARS="90")
+    build_index(settings.index_dir, HashingEmbedder(settings.embedder.dimension))
+    assistant = Assistant(settings, chat_model=ScriptedChatModel(replies=["Acht Stunden [1]."]))
+    passage = Passage(1, "d1", "/docs/arbzg.md", "ArbZG", PASSAGE, 0, len(PASSAGE))
+    prompt = str(assistant.prompt("Wie lange darf man täglich arbeiten?", [passage], "de")[-1].content)
+    assert "acht Stunden" in prompt and "Ruhepausen" not in prompt
+    stream = assistant.ask("Wie viele Werktage Urlaub gibt es?")
+    answer = stream.answer
+    sent = assistant.chat_model.calls[0]  # type: ignore[attr-defined]
+    assert [m.content for m in sent] == [m.content for m in assistant.prompt(answer.question, answer.sources, "de")]
+    assert all(p.text for p in answer.sources)
+
+
+def test_without_excerpts_the_prompt_holds_every_passage_whole(indexed_settings: Settings) -> None:
+    assistant = Assistant(indexed_settings)
+    sources = assistant.search("Wie viele Werktage Urlaub gibt es?")
+    prompt = str(build_messages("Wie viele Werktage Urlaub gibt es?", sources, "de")[-1].content)
+    assert all(p.text in prompt for p in sources)
