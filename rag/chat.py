@@ -206,6 +206,10 @@ class LlamaCppChatModel(LocalChatModel):
         n_threads_batch: CPU threads for reading the prompt (0 = same as ``n_threads``).
         temperature: Sampling temperature.
         max_tokens: Upper bound on generated tokens.
+        prompt_cache_mb: RAM for saved model states (0 = none). llama.cpp by itself reuses only the
+            previous prompt's common prefix; a differently prompted call in between (a follow-up's
+            rewrite) would make the next answer re-read the system prompt and worked example. With
+            saved states the answer resumes from the longest cached prefix instead.
     """
 
     model_path: Path
@@ -214,6 +218,7 @@ class LlamaCppChatModel(LocalChatModel):
     n_threads_batch: int = 0
     temperature: float = 0.1
     max_tokens: int = 400
+    prompt_cache_mb: int = 0
 
     _llama: Any = PrivateAttr(default=None)
 
@@ -277,6 +282,10 @@ class LlamaCppChatModel(LocalChatModel):
             )
         except (ValueError, RuntimeError, OSError) as e:
             raise BackendError(f"cannot load the language model {self.model_path}: {e}") from e
+        if self.prompt_cache_mb:
+            from llama_cpp import LlamaRAMCache
+
+            self._llama.set_cache(LlamaRAMCache(capacity_bytes=self.prompt_cache_mb << 20))
         return self._llama
 
     def _stream_unlocked(
@@ -314,6 +323,7 @@ def _llamacpp(settings: LLMSettings, models_dir: Path) -> LlamaCppChatModel:
         n_threads_batch=settings.n_threads_batch,
         temperature=settings.temperature,
         max_tokens=settings.max_tokens,
+        prompt_cache_mb=settings.prompt_cache_mb,
         wait_timeout_s=settings.timeout_s,
     )
 

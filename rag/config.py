@@ -90,6 +90,9 @@ class LLMSettings(_Section):
     n_ctx: int = Field(4096, gt=256)
     n_threads: int = Field(1, gt=0, description="Threads for generating tokens.")
     n_threads_batch: int = Field(2, ge=0, description="Threads for reading the prompt; 0 = n_threads.")
+    prompt_cache_mb: int = Field(
+        256, ge=0, description="llamacpp: RAM for saved prompt states, so a rewrite does not evict the prefix."
+    )
     temperature: float = Field(0.1, ge=0)
     max_tokens: int = Field(400, gt=0)
     timeout_s: float = Field(120.0, gt=0)

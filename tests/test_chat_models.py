@@ -559,3 +559,29 @@ def test_real_parts_assemble_to_the_published_checksum(tmp_path: Path) -> None:
         while block := f.read(1 << 24):
             digest.update(block)
     assert digest.hexdigest() == "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+
+
+@needs_llama_cpp
+def test_saved_prompt_states_let_an_answer_resume_after_a_differently_prompted_call(smollm: Path) -> None:
+    """A follow-up's rewrite uses another system prompt; with saved states the next answer loads the
+    cached system-prompt prefix instead of reading it again (real llama.cpp, SmolLM2)."""
+    model = LlamaCppChatModel(model_path=smollm, n_ctx=1024, max_tokens=4, temperature=0.0, prompt_cache_mb=64)
+    system = SystemMessage("Antworte kurz und nur aus den Quellen. " * 8)
+    answer = [system, HumanMessage("Wie viele Urlaubstage gibt es mindestens?")]
+    rewrite = [SystemMessage("Formuliere die Frage eigenständig."), HumanMessage("Und wie lange gilt das?")]
+    follow_up = [system, HumanMessage("Wie lange gilt die Kündigungsfrist?")]
+    "".join(stream_text(model, answer))
+    "".join(stream_text(model, rewrite))
+    llama = model._llama
+    loaded: list[int] = []
+    original = llama.load_state
+    llama.load_state = lambda state: (loaded.append(len(state.input_ids)), original(state))[1]
+    "".join(stream_text(model, follow_up))
+    assert loaded, "the cached prefix was not restored"
+
+
+@needs_llama_cpp
+def test_without_a_prompt_cache_no_states_are_saved(smollm: Path) -> None:
+    model = LlamaCppChatModel(model_path=smollm, n_ctx=512, max_tokens=2, prompt_cache_mb=0)
+    "".join(stream_text(model, QUESTION))
+    assert model._llama.cache is None
