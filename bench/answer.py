@@ -103,6 +103,8 @@ class Call:
     sources: int = 0
     source_chars: int = 0
     pieces: int = 0
+    declined: bool = False
+    """The answerability check declined it before the model: no TTFT to measure (left out of p50/p95)."""
 
 
 @dataclass
@@ -114,11 +116,12 @@ class Row:
     calls: list[Call] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
-        ttft = [c.ttft_s for c in self.calls]
+        ttft = [c.ttft_s for c in self.calls if not c.declined]
         return {
             "name": self.name,
             "k": self.k,
             "questions": len(self.calls),
+            "declined": sum(c.declined for c in self.calls),
             "ttft_p50_s": _pct(ttft, 50),
             "ttft_p95_s": _pct(ttft, 95),
             "ttft_max_s": max(ttft) if ttft else 0.0,
@@ -243,6 +246,7 @@ def ask_call(assistant: Assistant, question: str) -> tuple[Call, list[BaseMessag
             len(excerpt(stream.question, p.text, assistant.settings.retrieval.excerpt_chars)) for p in stream.sources
         ),
         pieces=pieces,
+        declined=stream.answer.evidence is not None and not stream.answer.evidence.sufficient,
     )
     return call, assistant.prompt(stream.question, stream.sources, stream.language)
 
@@ -353,6 +357,9 @@ def render(result: dict[str, Any], *, details: bool = False) -> str:
                 saved = cold["ttft_p50_s"] - warm["ttft_p50_s"]
                 note += f"; the reused prefix saves {saved:.2f} s at p50 (cold - warm)"
             lines.append(note)
+        if ours and ours.get("declined"):
+            lines.append(f"k={k}: {ours['declined']} of {ours['questions']} questions declined by the answerability "
+                         "check before the model; left out of every row's TTFT")
     if details:
         for r in rows:
             lines += [f"\n{r['name']}, k={r['k']}", _table(

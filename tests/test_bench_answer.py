@@ -23,7 +23,7 @@ QUESTIONS = {
     "q3": ("Wie hoch ist der Mindestlohn je Zeitstunde?", "p3", "12,41 Euro"),
     "q4": ("Wann ist der Urlaub zu nehmen?", "p1", "im laufenden Kalenderjahr"),
 }
-ROW_KEYS = {"name", "k", "questions", "ttft_p50_s", "ttft_p95_s", "ttft_max_s", "total_p50_s", "retrieval_p50_s",
+ROW_KEYS = {"name", "k", "questions", "declined", "ttft_p50_s", "ttft_p95_s", "ttft_max_s", "total_p50_s", "retrieval_p50_s",
             "prompt_tokens_p50", "reusable_tokens_p50", "sources_p50", "source_chars_p50", "calls"}
 
 
@@ -166,3 +166,15 @@ def test_real_llama_cpp_path_with_smollm(
     # the rendered chat template starts with the fixed system prompt and example: llama.cpp can skip it
     assert 0 < ours["reusable_tokens_p50"] < ours["prompt_tokens_p50"]
     assert [c["prompt_tokens"] for c in ours["calls"]] == [c["prompt_tokens"] for c in cold["calls"]]
+
+
+def test_questions_declined_before_the_model_are_left_out_of_ttft() -> None:
+    row = bench_answer.Row("hauswissen ask", 3, [
+        bench_answer.Call("a", ttft_s=6.0, total_s=7.0),
+        bench_answer.Call("b", ttft_s=0.03, total_s=0.03, declined=True),
+        bench_answer.Call("c", ttft_s=8.0, total_s=9.0),
+    ])
+    summary = row.summary()
+    assert summary["declined"] == 1
+    assert summary["ttft_p50_s"] == pytest.approx(7.0)
+    assert summary["ttft_max_s"] == pytest.approx(8.0)
