@@ -17,7 +17,7 @@ numbers. ``--first`` takes the first N instead, to see that effect.
 Settings come from ``config.yaml`` and ``HAUSWISSEN__*`` (the default ``llamacpp`` backend with the
 packaged Qwen2.5-Coder-1.5B Q4_K_M, n_threads/n_threads_batch as configured), with ``llm.max_tokens``
 set to ``--max-tokens`` (16: the first token does not need a long answer; keeps the run bounded) and
-``retrieval.top_k`` to each ``--sweep-k`` value (default: the configured top_k, 5).
+``retrieval.top_k`` to each ``--sweep-k`` value (default: the configured top_k, 3).
 
 Three rows per k, interleaved per question so that load on a shared machine hits all three alike:
 

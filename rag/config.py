@@ -50,7 +50,7 @@ class ChunkingSettings(_Section):
 
 
 class RetrievalSettings(_Section):
-    top_k: int = Field(5, gt=0, le=50, description="Sources handed to the model.")
+    top_k: int = Field(3, gt=0, le=50, description="Sources handed to the model.")
     candidates: int = Field(100, gt=0, description="Hits taken from each of dense and keyword search.")
     fusion: Literal["zscore", "rrf"] = Field("zscore", description="How dense and keyword hits are combined.")
     rrf_k: int = Field(60, gt=0)

@@ -23,8 +23,8 @@ QUESTIONS = {
     "q3": ("Wie hoch ist der Mindestlohn je Zeitstunde?", "p3", "12,41 Euro"),
     "q4": ("Wann ist der Urlaub zu nehmen?", "p1", "im laufenden Kalenderjahr"),
 }
-ROW_KEYS = {"name", "k", "questions", "declined", "ttft_p50_s", "ttft_p95_s", "ttft_max_s", "total_p50_s", "retrieval_p50_s",
-            "prompt_tokens_p50", "reusable_tokens_p50", "sources_p50", "source_chars_p50", "calls"}
+ROW_KEYS = {"name", "k", "questions", "declined", "ttft_p50_s", "ttft_p95_s", "ttft_max_s", "total_p50_s",
+            "retrieval_p50_s", "prompt_tokens_p50", "reusable_tokens_p50", "sources_p50", "source_chars_p50", "calls"}
 
 
 def _jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -126,7 +126,7 @@ def test_table_lists_rows_targets_and_details(
 
     assert "## Answer latency: 2 questions of tiny-de" in out and "first N" in out
     for label in ("hauswissen ask", "bare llama.cpp, warm prefix", "TTFT p50 s", "TTFT p95 s", "TTFT max s",
-                  "retrieval p50 s", "prompt tok p50", "source chars p50", "hauswissen TTFT p95, k=5",
+                  "retrieval p50 s", "prompt tok p50", "source chars p50", "hauswissen TTFT p95, k=3",
                   "Wie viele Werktage Urlaub", "hauswissen minus bare warm"):
         assert label in out, label
     assert "bare llama.cpp, cold" not in out
