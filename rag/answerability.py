@@ -95,6 +95,16 @@ def _match(term: str, passage_terms: set[str]) -> float:
     return 0.0
 
 
+def question_terms(question: str, form: Language) -> set[str]:
+    """The question's content terms in ``form``'s stemming: stop words and question words left out."""
+    return set(keyword_terms(question, language=form, drop_stop_words=True)) - QUESTION_TERMS
+
+
+def passage_terms(text: str, form: Language) -> set[str]:
+    """What a question term may match in ``text``: its stems in ``form`` and its unstemmed words."""
+    return set(folded_words(text)) | set(keyword_terms(text, language=form))
+
+
 def coverage(question_terms: set[str], passage_terms: set[str], weights: dict[str, float]) -> float:
     """The IDF-weighted share of ``question_terms`` found in ``passage_terms`` (0..1), compounds counted."""
     total = sum(weights.get(t, 0.0) for t in question_terms)
@@ -124,17 +134,15 @@ class AnswerabilityCheck:
             return Evidence(strength, 0.0, True, strength, self.settings.min_evidence_cross_lingual)
         forms: list[tuple[Language, set[str], dict[str, float]]] = []
         for form in _FORMS:
-            terms = set(keyword_terms(question, language=form, drop_stop_words=True)) - QUESTION_TERMS
+            terms = question_terms(question, form)
             if terms:
                 counts, chunks = self._frequencies.term_frequencies(terms)
                 forms.append((form, terms, {t: idf(counts.get(t, 0), chunks) for t in terms}))
         best = (0.0, 0.0, 0.0)  # (score, strength, coverage) of the best-supported passage
         for passage in passages[: self.settings.passages]:
             passage_strength = passage.scores.get("fused", passage.score)
-            words = set(folded_words(passage.text))
             covered = max(
-                (coverage(terms, words | set(keyword_terms(passage.text, language=form)), weights)
-                 for form, terms, weights in forms),
+                (coverage(terms, passage_terms(passage.text, form), weights) for form, terms, weights in forms),
                 default=0.0,
             )
             score = passage_strength + self.settings.coverage_weight * covered

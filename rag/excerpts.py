@@ -10,9 +10,8 @@ the citation mapping keep the whole passage.
 
 from __future__ import annotations
 
-from rag.answerability import QUESTION_TERMS, coverage
+from rag.answerability import coverage, passage_terms, question_terms
 from rag.claims import split_sentences
-from rag.text import folded_words, keyword_terms
 
 GAP = " … "
 
@@ -27,14 +26,11 @@ def excerpt(question: str, text: str, max_chars: int) -> str:
     sentences = split_sentences(text)
     if len(sentences) <= 1:
         return text
-    terms = {
-        t for form in ("de", "en") for t in keyword_terms(question, language=form, drop_stop_words=True)
-    } - QUESTION_TERMS
+    terms = question_terms(question, "de") | question_terms(question, "en")
     weights = dict.fromkeys(terms, 1.0)
 
     def relevance(sentence: str) -> float:
-        words = set(folded_words(sentence)) | set(keyword_terms(sentence)) | set(keyword_terms(sentence, language="en"))
-        return coverage(terms, words, weights)
+        return coverage(terms, passage_terms(sentence, "de") | passage_terms(sentence, "en"), weights)
 
     order = sorted(range(len(sentences)), key=lambda i: (-relevance(sentences[i]), i))
     kept: list[int] = []

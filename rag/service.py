@@ -301,13 +301,15 @@ class Assistant:
     ) -> Retrieval:
         """The passages ``ask`` would give the model for ``query``, and whether they are evidence enough.
 
-        ``language`` is the user's (the default: detected from ``query``).
+        ``language`` is the user's; the check uses the language of ``query`` itself, with the user's as
+        the tie-break (the configured UI language when None).
         """
         self.reader.refresh()
         tokens = tuple(access) if access is not None else self.default_access()
         sources, ranking = self.search_engine.search_ranked(query, tokens)
-        language = language or detect_language(query, default=self.settings.ui.language)
-        return Retrieval(sources, self._evidence(query, sources, len(ranking.dense) if ranking else 0, language))
+        query_language = detect_language(query, default=language or self.settings.ui.language)
+        candidates = len(ranking.dense) if ranking else 0
+        return Retrieval(sources, self._evidence(query, sources, candidates, query_language))
 
     def ask(
         self,
@@ -378,7 +380,7 @@ class Assistant:
             or candidates < check.settings.min_candidates
         ):
             return None
-        return self.answerability.assess(query, sources, detect_language(query, default=language))
+        return self.answerability.assess(query, sources, language)
 
     def prompt(self, question: str, sources: Sequence[Passage], language: Language) -> list[BaseMessage]:
         """The messages the chat model gets for ``question`` over ``sources`` (as configured)."""
