@@ -4,8 +4,9 @@ The quote is extracted, not generated: the cited source's sentence that shares t
 with the claim (a small model asked for quotes inline tends to paraphrase them). A quote the model did
 write inline („...“ or "...") is checked instead. ``verified`` means the quote is found verbatim in the
 cited source (after normalising whitespace, hyphenation and quotation marks) and carries at least
-``min_support`` of the claim's terms: a fabricated quote, or a citation of a source that does not say
-it, is never shown as verified.
+``min_support`` of the claim's terms (for an inline quote: of the claim's words outside the quote):
+a fabricated quote, a real but unrelated one, or a citation of a source that does not say it, is
+never shown as verified.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ _MARKER = re.compile(r"\s*\[(\d{1,3})\]")
 _INLINE_QUOTE = re.compile(r"[„\"“»]([^„\"“”»«]{12,400})[“”\"«]")
 _QUOTE_CHARS = str.maketrans({c: '"' for c in "„“”«»‚‘’'"})
 _MAX_QUOTE_CHARS = 240
+_MIN_CLAIM_TERMS = 3
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,15 @@ def _best_quote(claim_terms: set[str], source: str) -> tuple[str | None, float]:
     return best, best_support
 
 
+def _context(quote: str, source: str) -> str | None:
+    """The sentences of ``source`` the quote stands in, with the quote; None when it is not there verbatim."""
+    wanted = normalise_quote(quote)
+    if wanted not in normalise_quote(source):
+        return None
+    around = [s for s in split_sentences(source) if wanted in normalise_quote(s) or normalise_quote(s) in wanted]
+    return " ".join([quote, *around])
+
+
 def extract_claims(answer: str, sources: Sequence[str], *, min_support: float = 0.5) -> list[Claim]:
     """Split ``answer`` (markers already normalised to ``[n]``) into claims with checked quotes.
 
@@ -82,21 +93,29 @@ def extract_claims(answer: str, sources: Sequence[str], *, min_support: float = 
             continue
         terms = set(keyword_terms(text, drop_stop_words=True))
         inline = _INLINE_QUOTE.search(text)
-        best: tuple[int | None, str | None, bool, float] = (numbers[0] if numbers else None, None, False, 0.0)
+        written = inline.group(1).strip() if inline else None
+        # With a quote written into the claim, the claim's words outside it are what must be supported:
+        # a model copying any sentence of the source does not verify an unrelated claim.
+        said = terms
+        if inline is not None:
+            outside = set(keyword_terms(text[: inline.start()] + text[inline.end():], drop_stop_words=True))
+            said = outside if len(outside) >= _MIN_CLAIM_TERMS else terms
+        best: tuple[int | None, str | None, bool, float] = (numbers[0] if numbers else None, written, False, 0.0)
         for n in dict.fromkeys(numbers):
             source = sources[n - 1]
-            if inline is not None:
-                quote: str | None = inline.group(1).strip()
-                found = normalise_quote(quote or "") in normalise_quote(source)
-                support = 1.0 if found else 0.0
-                verified = found
-            else:
-                quote, support = _best_quote(terms, source)
-                verified = quote is not None and support >= min_support
-            if (verified, support) > (best[2], best[3]):
-                best = (n, quote, verified, support)
+            candidates = []
+            if written:
+                # ... and said where the quote stands in the source.
+                context = _context(written, source)
+                support = _support(said, context) if context else 0.0
+                candidates.append((written, context is not None and support >= min_support, support))
+            extracted, support = _best_quote(said, source)
+            candidates.append((extracted, extracted is not None and support >= min_support, support))
+            for quote, verified, support in candidates:
+                if (verified, support) > (best[2], best[3]):
+                    best = (n, quote, verified, support)
         citation, quote, verified, _ = best
-        if citation is not None and quote is None and inline is not None:
-            quote = inline.group(1).strip()
+        if not verified and written:
+            quote = written  # what the model claimed to quote, shown as unverified
         claims.append(Claim(text, citation, quote, verified))
     return claims
