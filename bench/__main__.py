@@ -10,6 +10,7 @@ BENCHES = {
     "embedders": "embedders on the development sets: quality and passages/s",
     "ingest": "ingest throughput on real documents, against the bare embedder and a naive LangChain pipeline",
     "abstention": "declined unanswerable vs refused answerable questions on xquad (gold held out), against no check",
+    "quotes": "quotes hauswissen extracts vs quotes the model writes inline: verified claims, answer quality",
     "answer": "time to first token on xquad-de questions, against bare llama.cpp with and without the cached prefix",
 }
 

@@ -95,6 +95,9 @@ class LLMSettings(_Section):
     )
     temperature: float = Field(0.1, ge=0)
     max_tokens: int = Field(400, gt=0)
+    inline_quotes: bool = Field(
+        False, description="Ask the model for a verbatim quote after each citation instead of extracting one."
+    )
     timeout_s: float = Field(120.0, gt=0)
     max_concurrent: int = Field(
         1, gt=0, description="Answers generated at the same time (the embedded model does one at a time)."

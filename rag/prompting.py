@@ -79,6 +79,24 @@ _EXAMPLE_QA = {
     "en": ("How long is the notice period for employees?",
            "The notice period is four weeks to the fifteenth or to the end of a calendar month [2]."),
 }
+# Inline quotes (``inline_quotes``): one more rule and the example answer with its quote. The quote is
+# the source's own words, so :mod:`rag.claims` can check it verbatim.
+_QUOTE_RULE = {
+    "de": (
+        "\n6. Setzen Sie hinter jede Quellennummer ein kurzes wörtliches Zitat aus dieser Quelle in „…“, "
+        "das die Aussage belegt, z. B. [2] „…“."
+    ),
+    "en": (
+        "\n6. After each source number, add a short verbatim quote from that source in \"…\" that supports "
+        "the statement, e.g. [2] \"…\"."
+    ),
+}
+_EXAMPLE_QUOTED = {
+    "de": ("Die Kündigungsfrist beträgt vier Wochen zum Fünfzehnten oder zum Ende eines Kalendermonats [2] "
+           "„mit einer Frist von vier Wochen zum Fünfzehnten oder zum Ende eines Kalendermonats gekündigt“."),
+    "en": ("The notice period is four weeks to the fifteenth or to the end of a calendar month [2] "
+           "\"terminated with a notice period of four weeks to the fifteenth or to the end of a calendar month\"."),
+}
 _QUESTION = {"de": "Frage", "en": "Question"}
 _SOURCES = {"de": "Quellen", "en": "Sources"}
 
@@ -125,23 +143,32 @@ def _user_turn(question: str, sources: Sequence[str], language: Language) -> str
 
 
 def build_messages(
-    question: str, passages: Sequence[Passage], language: Language, *, excerpt_chars: int = 0
+    question: str,
+    passages: Sequence[Passage],
+    language: Language,
+    *,
+    excerpt_chars: int = 0,
+    inline_quotes: bool = False,
 ) -> list[BaseMessage]:
     """Messages for the chat model: system rules, the worked example, then this question's sources.
 
     With ``excerpt_chars``, each source is cut to its sentences most relevant to the question
-    (:func:`rag.excerpts.excerpt`); 0 gives the whole passages.
+    (:func:`rag.excerpts.excerpt`); 0 gives the whole passages. With ``inline_quotes`` the model is
+    asked to follow each citation with a verbatim quote („…“) from that source.
     """
     example_sources = [
         _fence(i, doc, where, text) for i, (doc, where, text) in enumerate(_EXAMPLE_SOURCES[language], 1)
     ]
     example_q, example_a = _EXAMPLE_QA[language]
+    system = _SYSTEM[language]
+    if inline_quotes:
+        system, example_a = system + _QUOTE_RULE[language], _EXAMPLE_QUOTED[language]
     sources = [
         _fence(i, p.document, location_label(p, language), excerpt(question, p.text, excerpt_chars))
         for i, p in enumerate(passages, 1)
     ]
     return [
-        SystemMessage(_SYSTEM[language]),
+        SystemMessage(system),
         HumanMessage(_user_turn(example_q, example_sources, language)),
         AIMessage(example_a),
         HumanMessage(_user_turn(question, sources, language)),

@@ -384,7 +384,10 @@ class Assistant:
 
     def prompt(self, question: str, sources: Sequence[Passage], language: Language) -> list[BaseMessage]:
         """The messages the chat model gets for ``question`` over ``sources`` (as configured)."""
-        return build_messages(question, sources, language, excerpt_chars=self.settings.retrieval.excerpt_chars)
+        return build_messages(
+            question, sources, language,
+            excerpt_chars=self.settings.retrieval.excerpt_chars, inline_quotes=self.settings.llm.inline_quotes,
+        )
 
     def _take_turn(self, on_wait: Callable[[int], None] | None) -> Ticket:
         """An active ticket of the generation queue (waiting for it if need be)."""

@@ -178,3 +178,21 @@ def test_questions_declined_before_the_model_are_left_out_of_ttft() -> None:
     assert summary["declined"] == 1
     assert summary["ttft_p50_s"] == pytest.approx(7.0)
     assert summary["ttft_max_s"] == pytest.approx(8.0)
+
+
+def test_quotes_bench_compares_both_ways_on_the_same_questions(
+    tiny_set: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench import quotes as bench_quotes
+
+    monkeypatch.setenv("HAUSWISSEN__LLM__BACKEND", "scripted")
+    argv = ["--set", str(tiny_set), "--cache", str(tmp_path / "cache"), "--questions", "3", "--json"]
+    assert bench_quotes.main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+
+    assert set(result["modes"]) == {"extracted", "inline"}
+    assert [r["qid"] for r in result["rows"]["extracted"]] == [r["qid"] for r in result["rows"]["inline"]]
+    for summary in result["modes"].values():
+        assert summary["questions"] == 3 - result["declined_by_check"]
+        assert 0.0 <= summary["verified"] <= 1.0 and summary["total_p50_s"] >= 0.0
+    assert bench_quotes.answer_text('Es sind 24 Tage [1] „Der Urlaub beträgt 24 Werktage“.') == "Es sind 24 Tage."

@@ -39,9 +39,9 @@ def test_a_fabricated_inline_quote_is_never_verified() -> None:
 
 
 def test_an_inline_quote_is_found_across_hyphenation_whitespace_and_quote_styles() -> None:
-    source = 'Der Urlaub be-\ntr\u00e4gt  j\u00e4hrlich "mindestens"\n24 Werktage.'
-    [claim] = extract_claims("Es heißt: „Der Urlaub beträgt jährlich „mindestens“ 24 Werktage“ [1].", [source])
-    assert claim.verified
+    source = 'Der Urlaub be-\ntr\u00e4gt  j\u00e4hrlich mindestens\n24 Werktage.'
+    [claim] = extract_claims("Es heißt: »Der Urlaub beträgt jährlich mindestens 24 Werktage« [1].", [source])
+    assert claim.verified and claim.quote == "Der Urlaub beträgt jährlich mindestens 24 Werktage"
     assert normalise_quote("a\u00adb  „c“") == 'ab "c"'
 
 
@@ -63,3 +63,45 @@ def test_an_abstaining_answer_has_no_claims(indexed_settings: Settings) -> None:
     answer = Assistant(indexed_settings, chat_model=model).ask("Wie viele Werktage Urlaub gibt es?").answer
     assert answer.abstained
     assert answer.to_dict()["claims"] == []
+
+
+def test_the_inline_quote_prompt_asks_for_quotes_and_its_example_passes_the_check() -> None:
+    from rag.prompting import _EXAMPLE_SOURCES, build_messages
+
+    for language in ("de", "en"):
+        plain, quoted = (build_messages("Frage?", [], language, inline_quotes=q) for q in (False, True))
+        assert "„…“" in str(quoted[0].content) or '"…"' in str(quoted[0].content)
+        assert str(plain[0].content) != str(quoted[0].content)
+        example_sources = [text for _, _, text in _EXAMPLE_SOURCES[language]]
+        [claim] = extract_claims(str(quoted[2].content), example_sources)
+        assert claim.citation == 2 and claim.verified, claim
+
+
+def test_with_inline_quotes_the_models_own_quote_is_checked(indexed_settings: Settings) -> None:
+    settings = indexed_settings.model_copy(
+        update={"llm": indexed_settings.llm.model_copy(update={"inline_quotes": True})}
+    )
+    seen: list[str] = []
+
+    def respond(messages: list) -> str:  # type: ignore[type-arg]
+        seen.append(str(messages[0].content))
+        return ("Der Urlaub beträgt 24 Werktage [1] „Der Urlaub beträgt jährlich mindestens 24 Werktage“. "
+                "Er verfällt nie [1] „Der Urlaub verfällt nie“.")
+
+    answer = Assistant(settings, chat_model=ScriptedChatModel(respond=respond)).ask(
+        "Wie viele Werktage Urlaub gibt es?"
+    ).answer
+    assert "„…“" in seen[0]
+    real, fabricated = answer.claims
+    assert real.quote == "Der Urlaub beträgt jährlich mindestens 24 Werktage" and real.verified
+    assert fabricated.quote == "Der Urlaub verfällt nie" and not fabricated.verified
+
+
+def test_a_verbatim_inline_quote_that_does_not_say_what_the_claim_says_is_unverified() -> None:
+    claim_text = "Man bekommt dreißig Urlaubstage bezahlt [1] „Der Urlaub beträgt jährlich mindestens 24 Werktage“."
+    [claim] = extract_claims(claim_text, [URLAUB])
+    assert claim.quote == "Der Urlaub beträgt jährlich mindestens 24 Werktage" and not claim.verified
+    [supported] = extract_claims(
+        "Der Urlaub beträgt mindestens 24 Werktage [1] „Der Urlaub beträgt jährlich mindestens 24 Werktage“.", [URLAUB]
+    )
+    assert supported.verified
