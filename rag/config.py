@@ -60,7 +60,7 @@ class RetrievalSettings(_Section):
         4.0, ge=0, description="Keyword weight is scaled by (share of query terms the index knows) ** this."
     )
     excerpt_chars: int = Field(
-        400, ge=0, description="Characters of each source the model reads (its most relevant sentences); 0 = all."
+        250, ge=0, description="Characters of each source the model reads (its most relevant sentences); 0 = all."
     )
     default_access: list[str] = Field(default_factory=lambda: ["public"])
     reranker_path: Path | None = Field(None, description="CrossEncoder model folder; empty means no reranker.")
