@@ -194,6 +194,37 @@ def _to_openai_dict(message: BaseMessage) -> dict[str, str]:
     return {"role": role, "content": str(message.text)}
 
 
+def _lean_state_saver(llama: Any) -> Callable[[], Any]:
+    """``Llama.save_state`` without its copy of the logits of every prompt position.
+
+    llama-cpp-python 0.3.36 saves, with each cached state, the logits of up to ``n_batch`` positions
+    (512 x 152k floats, ~300 MB for the Qwen2.5 default, ~1.5 s to copy after every answer) and leaves
+    them out of the cache's size, so 256 MB held ~10 states in ~2.5 GB. Restoring a state re-evaluates
+    its last token (``load_state`` sets ``_requires_eval``), so the last position's logits are enough.
+    """
+    import ctypes
+
+    from llama_cpp import LlamaState
+    from llama_cpp import llama_cpp as lib
+
+    def save_state() -> LlamaState:
+        size = lib.llama_state_get_size(llama._ctx.ctx)
+        buffer = (ctypes.c_uint8 * int(size))()
+        n_bytes = int(lib.llama_state_get_data(llama._ctx.ctx, buffer, size))
+        if n_bytes > int(size):
+            raise RuntimeError("llama.cpp wrote more state than it announced")
+        return LlamaState(
+            scores=llama._scores[-1:].copy(),
+            input_ids=llama.input_ids.copy(),
+            n_tokens=llama.n_tokens,
+            llama_state=ctypes.string_at(buffer, n_bytes),
+            llama_state_size=n_bytes,
+            seed=llama._seed,
+        )
+
+    return save_state
+
+
 class LlamaCppChatModel(LocalChatModel):
     """A GGUF chat model embedded through llama-cpp-python.
 
@@ -285,6 +316,7 @@ class LlamaCppChatModel(LocalChatModel):
         if self.prompt_cache_mb:
             from llama_cpp import LlamaRAMCache
 
+            self._llama.save_state = _lean_state_saver(self._llama)
             self._llama.set_cache(LlamaRAMCache(capacity_bytes=self.prompt_cache_mb << 20))
         return self._llama
 
