@@ -115,7 +115,11 @@ def _build(index_dir: Path, embedder: HashingEmbedder) -> None:
 
 @pytest.fixture
 def injected(settings_factory: Callable[..., Settings]) -> Settings:
-    made = settings_factory(retrieval__top_k="6", embedder__dimension="1024", llm__api_key=API_KEY)
+    # Whole passages (no excerpts): every line of every injection must reach the obedient model, so
+    # that what it echoes back is the whole attack.
+    made = settings_factory(
+        retrieval__top_k="6", retrieval__excerpt_chars="0", embedder__dimension="1024", llm__api_key=API_KEY
+    )
     _build(made.index_dir, HashingEmbedder(made.embedder.dimension))
     return made
 
