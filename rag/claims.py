@@ -2,11 +2,13 @@
 
 The quote is extracted, not generated: the cited source's sentence that shares the most keyword terms
 with the claim (a small model asked for quotes inline tends to paraphrase them). A quote the model did
-write inline („...“ or "...") is checked instead. ``verified`` means the quote is found verbatim in the
-cited source (after normalising whitespace, hyphenation and quotation marks) and carries at least
-``min_support`` of the claim's terms (for an inline quote: of the claim's words outside the quote):
-a fabricated quote, a real but unrelated one, or a citation of a source that does not say it, is
-never shown as verified.
+write inline („...“ or "...") is checked first, and the extracted one tried when it fails.
+``verified`` means the quote is found verbatim in the cited source (after normalising whitespace,
+hyphenation and quotation marks) and carries at least ``min_support`` of the claim's terms; for an
+inline quote, the claim's words outside it must be said where it stands (for a claim that is little
+more than its quote: any number it states). A fabricated quote, or a citation of a source that does
+not say the claim's words, is never shown as verified; the check is lexical, so it cannot tell a
+paraphrase that changes the meaning from one that keeps it.
 """
 
 from __future__ import annotations
@@ -95,22 +97,30 @@ def extract_claims(answer: str, sources: Sequence[str], *, min_support: float = 
         inline = _INLINE_QUOTE.search(text)
         written = inline.group(1).strip() if inline else None
         # With a quote written into the claim, the claim's words outside it are what must be supported:
-        # a model copying any sentence of the source does not verify an unrelated claim.
-        said = terms
+        # a model copying any sentence of the source does not verify an unrelated claim. A claim that is
+        # little more than its quote ("Es heißt: „…“") is verified by finding the quote, but any number
+        # it states outside the quote must be there too ("Es sind 30 Tage [1] „… 24 Werktage“" is not).
+        said, short = terms, False
         if inline is not None:
             outside = set(keyword_terms(text[: inline.start()] + text[inline.end():], drop_stop_words=True))
-            said = outside if len(outside) >= _MIN_CLAIM_TERMS else terms
+            said, short = (outside, False) if len(outside) >= _MIN_CLAIM_TERMS else (outside, True)
         best: tuple[int | None, str | None, bool, float] = (numbers[0] if numbers else None, written, False, 0.0)
         for n in dict.fromkeys(numbers):
             source = sources[n - 1]
             candidates = []
             if written:
-                # ... and said where the quote stands in the source.
                 context = _context(written, source)
-                support = _support(said, context) if context else 0.0
+                if context is None:
+                    support = 0.0
+                elif short:
+                    stated = {t for t in said if any(c.isdigit() for c in t)}
+                    support = 1.0 if stated <= set(keyword_terms(context)) else 0.0
+                else:
+                    support = _support(said, context)
                 candidates.append((written, context is not None and support >= min_support, support))
-            extracted, support = _best_quote(said, source)
-            candidates.append((extracted, extracted is not None and support >= min_support, support))
+            if not short:  # a short claim has nothing of its own to find a sentence for
+                extracted, support = _best_quote(said, source)
+                candidates.append((extracted, extracted is not None and support >= min_support, support))
             for quote, verified, support in candidates:
                 if (verified, support) > (best[2], best[3]):
                     best = (n, quote, verified, support)

@@ -96,7 +96,7 @@ class LLMSettings(_Section):
     temperature: float = Field(0.1, ge=0)
     max_tokens: int = Field(400, gt=0)
     inline_quotes: bool = Field(
-        False, description="Ask the model for a verbatim quote after each citation instead of extracting one."
+        False, description="Ask the model for a verbatim quote after each citation (extraction when it fails)."
     )
     timeout_s: float = Field(120.0, gt=0)
     max_concurrent: int = Field(

@@ -105,3 +105,11 @@ def test_a_verbatim_inline_quote_that_does_not_say_what_the_claim_says_is_unveri
         "Der Urlaub beträgt mindestens 24 Werktage [1] „Der Urlaub beträgt jährlich mindestens 24 Werktage“.", [URLAUB]
     )
     assert supported.verified
+
+
+def test_a_short_claim_with_a_real_quote_is_unverified_when_its_number_is_not_there() -> None:
+    quote = "„Der Urlaub beträgt jährlich mindestens 24 Werktage“"
+    [wrong] = extract_claims(f"Es sind 30 Tage [1] {quote}.", [URLAUB])
+    assert not wrong.verified
+    [right] = extract_claims(f"Es sind 24 Werktage [1] {quote}.", [URLAUB])
+    assert right.verified
