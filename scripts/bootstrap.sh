@@ -13,6 +13,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 # 2-core EPYC (bench answer, README). HAUSWISSEN_PORTABLE_LLAMA=1 builds for any x86-64 with AVX2
 # instead: for an environment built on one machine and run on others.
 portable=${HAUSWISSEN_PORTABLE_LLAMA:-0}
+own_cmake_args=${CMAKE_ARGS:+1}
 if [ "$portable" = 1 ]; then
   llama_simd="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
 else
@@ -39,7 +40,7 @@ fi
 
 # --- Python environment ------------------------------------------------------------------------
 stamp_dir=$VENV/.hauswissen
-inputs=$( (cat pyproject.toml constraints.txt scripts/bootstrap.sh; echo "portable=$portable") | sha256sum | cut -c1-16)
+inputs=$( (cat pyproject.toml constraints.txt scripts/bootstrap.sh; echo "portable=$portable cmake=${CMAKE_ARGS:-}") | sha256sum | cut -c1-16)
 if [ -f "$stamp_dir/installed-$inputs" ]; then
   say "Python environment up to date"
   exit 0
@@ -50,12 +51,18 @@ $PIP install -q -U pip wheel setuptools
 say "installing hauswissen and its dependencies (first run builds llama.cpp: several minutes)"
 $PIP install -q torch==2.13.0 -e '.[dev]'
 
-# pip's wheel cache does not look at CMAKE_ARGS: a llama.cpp wheel cached from a portable build would be
-# reused for a native one. Rebuild it when this CPU has AVX-512 and the installed library does not use it.
-if [ "$portable" != 1 ] && grep -qw avx512f /proc/cpuinfo 2>/dev/null \
-  && ! $VENV/bin/python -c 'import sys, llama_cpp; sys.exit("AVX512 = 1" not in llama_cpp.llama_print_system_info().decode())' 2>/dev/null; then
-  say "rebuilding llama.cpp for this CPU (AVX-512; several minutes)"
-  $PIP install -q --no-deps --no-cache-dir --force-reinstall "llama-cpp-python==0.3.36"
+# pip's wheel cache does not look at CMAKE_ARGS: a llama.cpp wheel built for another CPU flavour (native
+# AVX-512 when a portable build is wanted, or the other way round) would be reused. On an x86 machine
+# with AVX-512, rebuild when the installed library's use of it is not what was asked for; the stale
+# wheel leaves the cache first, so the new one is cached. Own CMAKE_ARGS are left alone.
+if [ -z "$own_cmake_args" ] && grep -qw avx512f /proc/cpuinfo 2>/dev/null; then
+  want=$([ "$portable" = 1 ] && echo 0 || echo 1)
+  have=$($VENV/bin/python -c 'import llama_cpp; print(int("AVX512 = 1" in llama_cpp.llama_print_system_info().decode()))' 2>/dev/null || echo none)
+  if [ "$have" != "$want" ]; then
+    say "rebuilding llama.cpp ($([ "$want" = 1 ] && echo "for this CPU, AVX-512" || echo portable); several minutes)"
+    $PIP cache remove 'llama_cpp_python*' >/dev/null 2>&1 || true
+    $PIP install -q --no-deps --force-reinstall "llama-cpp-python==0.3.36"
+  fi
 fi
 
 # Models that ship inside packages (nothing is downloaded at run time).
