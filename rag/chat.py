@@ -199,8 +199,9 @@ def _lean_state_saver(llama: Any) -> Callable[[], Any]:
 
     llama-cpp-python 0.3.36 saves, with each cached state, the logits of up to ``n_batch`` positions
     (512 x 152k floats, ~300 MB for the Qwen2.5 default, ~1.5 s to copy after every answer) and leaves
-    them out of the cache's size, so 256 MB held ~10 states in ~2.5 GB. Restoring a state re-evaluates
-    its last token (``load_state`` sets ``_requires_eval``), so the last position's logits are enough.
+    them out of the cache's size, so 256 MB held ~10 states in ~2.5 GB. Without ``logits_all`` those rows
+    are never read: sampling happens inside llama.cpp, and restoring a state re-evaluates its last token
+    (``load_state`` sets ``_requires_eval``). One row keeps the shape ``load_state`` broadcasts into.
     """
     import ctypes
 
@@ -316,7 +317,8 @@ class LlamaCppChatModel(LocalChatModel):
         if self.prompt_cache_mb:
             from llama_cpp import LlamaRAMCache
 
-            self._llama.save_state = _lean_state_saver(self._llama)
+            if not self._llama._logits_all:  # with every position's logits kept, they are needed
+                self._llama.save_state = _lean_state_saver(self._llama)
             self._llama.set_cache(LlamaRAMCache(capacity_bytes=self.prompt_cache_mb << 20))
         return self._llama
 
