@@ -78,7 +78,11 @@ def _context(quote: str, source: str) -> str | None:
     wanted = normalise_quote(quote)
     if wanted not in normalise_quote(source):
         return None
-    around = [s for s in split_sentences(source) if wanted in normalise_quote(s) or normalise_quote(s) in wanted]
+    around = []
+    for sentence in split_sentences(source):
+        normalised = normalise_quote(sentence)
+        if wanted in normalised or normalised in wanted:
+            around.append(sentence)
     return " ".join([quote, *around])
 
 
@@ -103,7 +107,7 @@ def extract_claims(answer: str, sources: Sequence[str], *, min_support: float = 
         said, short = terms, False
         if inline is not None:
             outside = set(keyword_terms(text[: inline.start()] + text[inline.end():], drop_stop_words=True))
-            said, short = (outside, False) if len(outside) >= _MIN_CLAIM_TERMS else (outside, True)
+            said, short = outside, len(outside) < _MIN_CLAIM_TERMS
         best: tuple[int | None, str | None, bool, float] = (numbers[0] if numbers else None, written, False, 0.0)
         for n in dict.fromkeys(numbers):
             source = sources[n - 1]
