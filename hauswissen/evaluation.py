@@ -90,8 +90,8 @@ def _cache_key(eval_set: EvalSet, settings: Settings, embedder: Embedder, exclud
     else:
         for doc in eval_set.corpus.values():
             digest.update(f"{doc.doc_id}\0{doc.title}\0{doc.text}\0".encode())
-    # Bump when the pipeline's output for the same input changes (chunking, keyword terms).
-    digest.update(b"pipeline-2")
+    # Bump when the pipeline's output for the same input changes (chunking, keyword terms, chunk language).
+    digest.update(b"pipeline-3")
     return digest.hexdigest()[:16]
 
 

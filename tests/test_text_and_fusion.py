@@ -53,6 +53,18 @@ def test_language_of_questions() -> None:
     assert detect_language("Mindestlohn 2024", default="de") == "de"
 
 
+def test_words_spelled_alike_in_both_languages_do_not_decide_the_language() -> None:
+    # "was", "in", "an", "war" are German and English words; the rest of the question decides.
+    assert detect_language("When was the contract signed?") == "en"
+    assert detect_language("How old was the founder in the war?") == "en"
+    assert detect_language("Was war der Grund für die Kündigung?") == "de"
+    assert detect_language("In welchem Monat beginnt die Probezeit?") == "de"
+    assert detect_language("An wen schicke ich den Antrag?") == "de"
+    # Endings mark content words of one language when no function word does.
+    assert detect_language("Reisekostenabrechnung Genehmigung") == "de"
+    assert detect_language("Travel expense reporting instructions") == "en"
+
+
 def test_sentences_copied_from_a_source_without_a_marker_get_its_number() -> None:
     from rag.citations import attribute_uncited
 
