@@ -400,9 +400,9 @@ def test_upload_is_queued_and_its_progress_shown(data_dir: Path) -> None:
     assert (data_dir / "uploads").is_dir() and Path(job.path).read_bytes().startswith(b"Die Kantine")
     assert at.sidebar.info[0].value == f"{escape_inline('notiz.txt')}: wartet"
 
-    queue.update(job.job_id, "failed", "no text could be extracted")
+    queue.update(job.job_id, "failed", "no text found")
     at.run()
-    assert at.sidebar.error[0].value.endswith("fehlgeschlagen. Grund: no text could be extracted")
+    assert at.sidebar.error[0].value.endswith("fehlgeschlagen. Grund: Kein Text gefunden")
 
     queue.update(job.job_id, "committed")
     at.run()

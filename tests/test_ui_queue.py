@@ -84,10 +84,10 @@ def test_failed_file_is_listed_with_its_reason_in_german_and_english(sources: Pa
     at = start_app()
 
     assert at.sidebar.expander[0].label == "Nicht verarbeitete Dateien (2)"
-    timeout = escape_inline("parser exceeded its time limit (120 s)")
+    timeout = escape_inline("Das Leseprogramm hat sein Zeitlimit überschritten (120 s)")
     assert problems(at) == [
         f"„{escape_inline('bombe.docx')}“ – in Quarantäne. Grund: {timeout}",
-        f"„{escape_inline('kaputt.pdf')}“ – fehlgeschlagen. Grund: {escape_inline('password-protected PDF')}",
+        f"„{escape_inline('kaputt.pdf')}“ – fehlgeschlagen. Grund: {escape_inline('Kennwortgeschütztes PDF')}",
     ]
 
     at.sidebar.radio[0].set_value("en").run()

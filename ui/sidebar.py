@@ -17,6 +17,7 @@ from rag.service import Assistant
 from rag.status import FileStatus, QueueStatus, queue_status
 from ui.escaping import escape_inline
 from ui.i18n import LANGUAGE_NAMES, LANGUAGES, UILanguage, error_text, format_number, translate
+from ui.reasons import reason_text
 from ui.runtime import document_catalogue, shared_assistant, shared_queue
 from ui.uploads import submit_upload, upload_limit_mb, upload_types
 
@@ -209,7 +210,7 @@ def _eta_text(status: QueueStatus, language: UILanguage) -> str:
 
 
 def _problem_text(file: FileStatus, language: UILanguage) -> str:
-    reason = file.reason or translate(language, "queue_no_reason")
+    reason = reason_text(file.reason, language) if file.reason else translate(language, "queue_no_reason")
     return translate(
         language, "queue_problem", name=escape_inline(file.name), state=translate(language, f"file_{file.state}"),
         reason=escape_inline(reason),
@@ -260,7 +261,7 @@ def _jobs_fragment(settings: Settings, language: UILanguage, was_active: bool) -
             still_active = True
             st.info(f"{name}: {label}", icon=":material/hourglass_top:")
         elif state == "failed":
-            reason = escape_inline((job.reason if job else None) or "")
+            reason = escape_inline(reason_text((job.reason if job else None) or "", language))
             why = translate(language, "job_reason", reason=reason)
             st.error(f"{name}: {label}. {why}", icon=":material/error:")
         else:
