@@ -76,15 +76,33 @@ def verify_index(index_dir: Path, identity: EmbedderIdentity | None = None) -> V
     dimension; SQLite's ``PRAGMA integrity_check`` says ``ok``. Leftover staging folders, unpublished
     generations, temporary files and any ``*.pkl``/``*.pickle`` file are warnings.
 
-    Never raises on a damaged index; an unexpected error becomes a problem too.
+    Never raises on a damaged index; an unexpected error becomes a problem too. It takes no lock, so it
+    can run beside the worker: when a writer publishes meanwhile (and prunes the generation being read),
+    the problems that caused are not reported; the new generation is verified instead (up to
+    ``_ATTEMPTS`` times).
     """
     index_dir = Path(index_dir)
-    report = VerifyReport(index_dir=str(index_dir))
-    try:
-        _verify(index_dir, identity, report)
-    except Exception as e:  # the report is the answer, whatever the files look like
-        report.problems.append(f"verification stopped: {type(e).__name__}: {e}")
+    for _ in range(_ATTEMPTS):
+        report = VerifyReport(index_dir=str(index_dir))
+        try:
+            _verify(index_dir, identity, report)
+        except Exception as e:  # the report is the answer, whatever the files look like
+            report.problems.append(f"verification stopped: {type(e).__name__}: {e}")
+        if report.ok or _published(index_dir) == report.generation:
+            break
     return report
+
+
+_ATTEMPTS = 3
+
+
+def _published(index_dir: Path) -> int | None:
+    """The generation number ``CURRENT`` names now (None when it names none)."""
+    try:
+        text = (index_dir / CURRENT).read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return None
+    return int(text[4:]) if _GENERATION.fullmatch(text) else None
 
 
 def _verify(index_dir: Path, identity: EmbedderIdentity | None, report: VerifyReport) -> None:

@@ -336,3 +336,33 @@ def test_cli_sync_with_no_source_available_does_nothing(
     assert code == 1
     assert "nothing synced" in err
     assert verify_index(cli_settings.index_dir).generation == 1
+
+
+def test_a_generation_published_and_pruned_during_verification_is_not_reported_as_damage(
+    index_dir: Path, embedder: HashingEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rag.integrity as integrity
+    from rag.documents import ChunkDraft, DocumentRecord
+    from rag.store import IndexWriter
+
+    first = read_current(index_dir)
+    checked: list[str] = []
+    check_checksums = integrity._check_checksums
+
+    def writer_publishes_meanwhile(gen_dir: Path, *args: object) -> bool:
+        checked.append(gen_dir.name)
+        if len(checked) == 1:  # two commits by the worker: the generation being read is pruned
+            with IndexWriter(index_dir, embedder.identity) as writer:
+                for n in range(2):
+                    text = f"Neue Notiz {n}"
+                    record = DocumentRecord(f"neu{n}", f"/docs/neu{n}.md", "Neu", f"s{n}", "md", access=("public",))
+                    writer.upsert_document(record, [ChunkDraft(text, 0, len(text))], embedder.embed([text], "passage"))
+                    writer.commit()
+            assert not (index_dir / str(first)).exists()
+        return check_checksums(gen_dir, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(integrity, "_check_checksums", writer_publishes_meanwhile)
+    report = verify_index(index_dir, embedder.identity)
+
+    assert report.ok, report.problems
+    assert checked == [first, read_current(index_dir)] and report.generation == int(checked[-1][4:])
