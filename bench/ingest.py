@@ -24,6 +24,11 @@ and the configured batch size; each ingest writes into a fresh temporary data_di
    as LangChain ``Embeddings``, ``FAISS.from_documents`` and ``save_local``. Its chunks differ from ours
    (UnstructuredLoader gives one document per element), so compare documents/s and pages/s.
 4. ``re-sync, unchanged``: a new Ingestor over the same files and the index of 1.
+5. An edit: copies of the ``EDITED`` largest Markdown/text files are ingested into a fresh index
+   (``... ingested whole``: what one edit in each cost before chunks were matched by their text), then
+   one line in the middle of each gets a sentence more and the folder is synced again (``re-sync, one
+   line edited in each``): only chunks whose text changed are embedded. Its ``chunks`` are the chunks
+   embedded; the unchanged ones take their stored vectors.
 
 Rates divide by the corpus's documents and pages (the same work for every row: pages as hauswissen
 counts them, one per non-PDF file); chunks and tokens are each row's own (tokens as the embedder counts
@@ -175,6 +180,49 @@ def _chunk_texts(settings: Settings, embedder: Embedder) -> list[str]:
         reader.close()
 
 
+EDITED = 5
+_EDIT = " Diese Regelung wurde am 6. Dezember ergänzt."
+
+
+def _edit_one_line(path: Path) -> None:
+    """Add a sentence to the middle line of ``path`` that has some words (not a heading)."""
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    prose = [i for i, line in enumerate(lines) if len(line.split()) >= 6 and not line.lstrip().startswith("#")]
+    i = prose[len(prose) // 2] if prose else len(lines) - 1
+    lines[i] = lines[i].rstrip("\n") + _EDIT + "\n"
+    path.write_text("".join(lines), encoding="utf-8")
+
+
+def edited_resync(
+    files: Sequence[Path], embedder: Embedder, workdir: Path, progress: Callable[[str], None] = _say
+) -> list[Row]:
+    """Rows for measurement 5 (none when the corpus has no Markdown or text file)."""
+    texts = sorted((f for f in files if f.suffix.lower() in (".md", ".txt")), key=lambda f: -f.stat().st_size)
+    chosen = texts[:EDITED]
+    if not chosen:
+        return []
+    source = workdir / "documents"
+    source.mkdir(parents=True)
+    copies = []
+    for n, path in enumerate(chosen):
+        copies.append(source / f"{n:02d}-{path.name}")
+        copies[-1].write_bytes(path.read_bytes())
+    settings = _settings(workdir / "hauswissen")
+    progress(f"5/5 {len(copies)} documents ingested whole, then one line edited in each and synced again")
+    whole, seconds, rss = _ingest(settings, embedder, [source])
+    pages = whole.pages or len(copies)
+    rows = [Row(f"{len(copies)} edited documents, ingested whole", seconds, len(copies), pages, whole.chunks,
+                whole.tokens, rss, stage_seconds=dict(whole.stage_seconds))]
+    for copy in copies:
+        _edit_one_line(copy)
+    edited, seconds, rss = _ingest(settings, embedder, [source])
+    if len(edited.updated) != len(copies):
+        progress(f"WARNING: {len(edited.updated)} of {len(copies)} edited documents were re-indexed")
+    rows.append(Row("re-sync, one line edited in each", seconds, len(copies), pages, edited.chunks - edited.reused,
+                    edited.tokens, rss, stage_seconds=dict(edited.stage_seconds)))
+    return rows
+
+
 def naive_langchain(
     files: Sequence[Path], embeddings: TimedEmbeddings, chunk_chars: int, overlap_chars: int, out_dir: Path
 ) -> tuple[int, list[str], dict[str, float]]:
@@ -265,6 +313,7 @@ def measure(
             rows.append(Row("naive LangChain", seconds, documents, pages, count, naive_tokens, memory.mb,
                             failed, stages))
         rows.append(resync)
+        rows += edited_resync(files, embedder, Path(tmp) / "edit", progress)
 
     by_name = {r.name: r for r in rows}
     targets = [
@@ -343,7 +392,7 @@ def render(result: dict[str, Any], corpus: str = "") -> str:
         ),
     ]
     for row in rows:
-        if not row["stage_seconds"] or row["name"].startswith("re-sync"):
+        if not row["stage_seconds"] or row["name"].startswith("re-sync") or "edited" in row["name"]:
             continue
         total = row["seconds"]
         stages = sorted(row["stage_seconds"].items(), key=lambda kv: -kv[1])

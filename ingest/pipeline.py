@@ -54,7 +54,10 @@ class IngestReport:
     # Files that failed before and have not changed since: not tried again.
     still_failed: list[tuple[str, str]] = field(default_factory=list)
     chunks: int = 0
-    # Tokens of the embedded chunk texts (as the embedder counts them) and pages parsed.
+    # Of those chunks, how many took the vector of an identical chunk text already in the index (or
+    # earlier in the same batch) instead of being embedded.
+    reused: int = 0
+    # Tokens of the indexed chunk texts (as the embedder counts them) and pages parsed.
     tokens: int = 0
     pages: int = 0
     seconds: float = 0.0
@@ -78,6 +81,7 @@ class IngestReport:
             "failed": [{"path": p, "reason": r} for p, r in self.failed],
             "still_failed": [{"path": p, "reason": r} for p, r in self.still_failed],
             "chunks": self.chunks,
+            "reused": self.reused,
             "tokens": self.tokens,
             "pages": self.pages,
             "seconds": round(self.seconds, 2),
@@ -312,6 +316,8 @@ class _Prepared:
     record: DocumentRecord
     chunks: list[ChunkDraft]
     pages: int
+    # Chunks whose vector was taken from the index or an identical chunk before it, not embedded.
+    reused: int = 0
 
 
 class _IndexWriteFailed(Exception):
@@ -375,9 +381,9 @@ class _Run:
         if self.on_done:
             self.on_done(Path(key), "failed", reason)
 
-    def _marks(self) -> tuple[int, int, int, int, int, int, int]:
+    def _marks(self) -> tuple[int, int, int, int, int, int, int, int]:
         r = self.report
-        return len(r.added), len(r.updated), len(r.deleted), len(r.moved), r.chunks, r.tokens, r.pages
+        return len(r.added), len(r.updated), len(r.deleted), len(r.moved), r.chunks, r.reused, r.tokens, r.pages
 
     def _write(self, fn: Callable[..., _T], *args: object, **kwargs: object) -> _T:
         """Call an index writer method; its I/O and database errors end the run."""
@@ -519,16 +525,31 @@ class _Run:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def _embed(self, batch: Sequence[_Prepared]) -> list[np.ndarray | None]:
-        """Vectors per file, in one embedder call; if that fails, file by file to find the culprit."""
+        """Vectors per file, in one embedder call; if that fails, file by file to find the culprit.
+
+        Only texts the index does not hold yet are embedded, each once (see ``IndexWriter.vectors_of``).
+        """
         embedder = self.ingestor.embedder
+        texts = [c.text for p in batch for c in p.chunks]
+        known = self._write(self.writer.vectors_of, texts)
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
         try:
-            vectors = embedder.embed([c.text for p in batch for c in p.chunks], "passage")
+            fresh = list(embedder.embed(missing, "passage")) if missing else []
         except Exception as e:
             if len(batch) == 1:
                 self.fail(batch[0].work.key, f"embedding failed: {e}"[:300])
                 self.in_flight.remove(batch[0].work)
                 return [None]
             return [part for p in batch for part in self._embed([p])]
+        # Texts with a vector before this batch; of the others, each text's first chunk is the one embedded.
+        available = set(known)
+        for p in batch:
+            p.reused = 0
+            for c in p.chunks:
+                p.reused += c.text in available
+                available.add(c.text)
+        known.update(zip(missing, fresh, strict=True))
+        vectors = np.stack([known[t] for t in texts]) if texts else np.empty((0, embedder.identity.dimension))
         bounds = np.cumsum([0] + [len(p.chunks) for p in batch])
         return [vectors[a:b] for a, b in itertools.pairwise(bounds)]
 
@@ -550,6 +571,7 @@ class _Run:
             self.in_flight.remove(work)
             report = self.report
             report.chunks += len(prepared.chunks)
+            report.reused += prepared.reused
             report.pages += prepared.pages
             with self.timed("chunk"):
                 report.tokens += sum(count_tokens(c.text) for c in prepared.chunks)
@@ -574,10 +596,10 @@ class _Run:
         log.error("%s; the published index is unchanged", reason)
         self.writer.rollback()
         report = self.report
-        added, updated, deleted, moved, chunks, tokens, pages = self._published
+        added, updated, deleted, moved, chunks, reused, tokens, pages = self._published
         lost = report.added[added:] + report.updated[updated:] + [w.key for w in self.in_flight]
         del report.added[added:], report.updated[updated:], report.deleted[deleted:], report.moved[moved:]
-        report.chunks, report.tokens, report.pages = chunks, tokens, pages
+        report.chunks, report.reused, report.tokens, report.pages = chunks, reused, tokens, pages
         for key in dict.fromkeys(lost):
             self.fail(key, reason)
         report.error = reason

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -69,7 +70,9 @@ CREATE TABLE IF NOT EXISTS chunks (
     end INTEGER NOT NULL,
     page INTEGER,
     page_end INTEGER,
-    section TEXT
+    section TEXT,
+    -- the first 8 bytes of the text's sha256: finds an identical text already embedded (vectors_of)
+    text_hash INTEGER
 );
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
 CREATE TABLE IF NOT EXISTS chunk_access (
@@ -89,6 +92,8 @@ CREATE TABLE IF NOT EXISTS term_chunks (
 # log((N - n + 0.5) / (n + 0.5)) is under 0.9 at n = 30 % of N, about 11 for a term in one chunk of 100k),
 # but walking its posting list is most of a query's time in a large index. Small indexes keep every term.
 _COMMON_SHARE = 0.1
+# Values bound in one statement, well under SQLite's limit (32,766 since 3.32).
+_SQL_VARIABLES = 500
 _COMMON_MIN = 2000
 
 # The named points of IndexWriter.commit, in order; a crash test stops the process at each of them.
@@ -449,6 +454,20 @@ def _read_documents(db: sqlite3.Connection) -> list[DocumentRecord]:
     ]
 
 
+def text_hash(text: str) -> int:
+    """The first 8 bytes of ``text``'s sha256 as a signed 64-bit integer (SQLite's INTEGER)."""
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big", signed=True)
+
+
+def _backfill_text_hashes(db: sqlite3.Connection) -> None:
+    """Give an index written before ``chunks.text_hash`` existed the column, its values and its index."""
+    if "text_hash" not in {row[1] for row in db.execute("PRAGMA table_info(chunks)")}:
+        db.execute("ALTER TABLE chunks ADD COLUMN text_hash INTEGER")
+        rows = db.execute("SELECT chunk_id, text FROM chunks").fetchall()
+        db.executemany("UPDATE chunks SET text_hash = ? WHERE chunk_id = ?", [(text_hash(t), i) for i, t in rows])
+    db.execute("CREATE INDEX IF NOT EXISTS chunks_text_hash ON chunks(text_hash)")
+
+
 def _backfill_term_chunks(db: sqlite3.Connection) -> None:
     """Fill ``term_chunks`` for an index written before the table existed."""
     if db.execute("SELECT 1 FROM term_chunks LIMIT 1").fetchone() or not db.execute(
@@ -540,6 +559,7 @@ class IndexWriter:
             vectors = _new_vector_index(self.identity.dimension)
         db.execute("PRAGMA foreign_keys = ON")
         db.executescript(_SCHEMA)
+        _backfill_text_hashes(db)
         _backfill_term_chunks(db)
         self._staging, self._db, self._vectors = staging, db, vectors
         return db, vectors
@@ -587,11 +607,11 @@ class IndexWriter:
             raise ValueError(f"{record.path}: no access tokens; unknown access must not default to public")
         for ordinal, chunk in enumerate(chunks):
             cur = db.execute(
-                "INSERT INTO chunks (doc_id, ordinal, text, start, end, page, page_end, section) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO chunks (doc_id, ordinal, text, start, end, page, page_end, section, text_hash) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.doc_id, ordinal, chunk.text, chunk.start, chunk.end, chunk.page,
-                    chunk.page_end, chunk.section,
+                    chunk.page_end, chunk.section, text_hash(chunk.text),
                 ),
             )
             chunk_id = int(cur.lastrowid or 0)
@@ -611,6 +631,31 @@ class IndexWriter:
             index.add_with_ids(vectors, np.array(ids, dtype=np.int64))
         self._dirty = True
         return ids
+
+    def vectors_of(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored vectors of chunks (published or pending) whose text is exactly one of ``texts``.
+
+        A chunk's vector depends only on its text and the embedder, which is the same for the whole
+        index, so a text already indexed need not be embedded again: the unchanged sections of an edited
+        file, a copied file, a disclaimer repeated in every document. Call it before
+        :meth:`upsert_document` replaces a document's chunks, or their vectors are gone.
+        """
+        by_hash = {text_hash(t): t for t in dict.fromkeys(texts)}
+        if not by_hash:
+            return {}
+        db, vectors = self._begin()
+        found: dict[str, np.ndarray] = {}
+        hashes = list(by_hash)
+        for start in range(0, len(hashes), _SQL_VARIABLES):
+            part = hashes[start:start + _SQL_VARIABLES]
+            rows = db.execute(
+                f"SELECT chunk_id, text_hash, text FROM chunks WHERE text_hash IN ({','.join('?' * len(part))})",  # noqa: S608
+                part,
+            ).fetchall()
+            for chunk_id, digest, text in rows:
+                if text == by_hash[digest] and text not in found:
+                    found[text] = np.asarray(vectors.reconstruct(int(chunk_id)), dtype=np.float32)
+        return found
 
     def set_access(self, doc_id: str, access: Sequence[str]) -> None:
         """Replace the access tokens of every chunk of a document (no re-embedding)."""

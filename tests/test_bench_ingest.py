@@ -50,7 +50,8 @@ def test_table_lists_rows_targets_and_stages(tmp_path: Path, capsys: pytest.Capt
     assert bench_ingest.main(["--paths", str(docs), "--no-naive"]) == 0
     out = capsys.readouterr().out
     for label in ("hauswissen ingest", "bare embedder, same chunks", "re-sync, unchanged", "peak RSS MB",
-                  "end-to-end / bare embedder", "where the time goes"):
+                  "end-to-end / bare embedder", "where the time goes", "2 edited documents, ingested whole",
+                  "re-sync, one line edited in each"):
         assert label in out
     naive_target = next(line for line in out.splitlines() if "naive LangChain, docs/s" in line)
     assert "skipped" in naive_target and "n/a" in naive_target
@@ -71,3 +72,14 @@ def test_subset_helpers_are_deterministic(tmp_path: Path) -> None:
     finally:
         pdf.close()
     assert pdf_excerpt(PDF, 2, tmp_path) == excerpt  # cached
+
+
+def test_an_edit_re_embeds_only_the_changed_chunks(tmp_path: Path) -> None:
+    from rag.config import load_settings
+    from rag.embedding import create_embedder
+
+    docs = [EXAMPLES / "burlg.md", EXAMPLES / "nachwg.md"]
+    embedder = create_embedder(load_settings(None).embedder)
+    whole, edited = bench_ingest.edited_resync(docs, embedder, tmp_path, progress=lambda _: None)
+    assert whole.documents == edited.documents == 2
+    assert 2 <= edited.chunks < whole.chunks / 3, "one line per document: its chunks, not the documents"

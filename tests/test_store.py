@@ -271,3 +271,20 @@ def test_keyword_coverage_is_low_for_a_question_in_another_language(
     english = reader.keyword_coverage("How many vacation days does the insolvency court grant?")
     assert german > 0.3 > english
     assert reader.keyword_coverage("") == 0.0
+
+
+def test_a_stored_vector_is_found_by_its_chunk_text_also_in_an_index_from_before_text_hashes(
+    index_dir: Path, embedder: HashingEmbedder
+) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(index_dir / str(read_current(index_dir)) / "meta.sqlite")
+    (text,) = db.execute("SELECT text FROM chunks ORDER BY chunk_id LIMIT 1").fetchone()
+    db.execute("DROP INDEX chunks_text_hash")
+    db.execute("ALTER TABLE chunks DROP COLUMN text_hash")
+    db.commit()
+    db.close()
+    with IndexWriter(index_dir, embedder.identity) as writer:
+        found = writer.vectors_of([text, "Ein Satz, der nirgends steht."])
+        assert list(found) == [text]
+        assert np.allclose(found[text], embedder.embed([text], "passage")[0])

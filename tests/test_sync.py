@@ -11,6 +11,7 @@ import pytest
 from ingest.pipeline import Ingestor
 from rag.config import Settings
 from rag.embedding import HashingEmbedder, TextKind
+from rag.integrity import verify_index
 from rag.store import IndexReader
 from tests.conftest import EXAMPLES
 
@@ -122,6 +123,60 @@ def test_a_copy_is_a_new_document_and_the_original_stays(
 
     assert report.moved == [] and [Path(p).name for p in report.added] == ["notiz-kopie.txt"]
     assert {"notiz.txt", "notiz-kopie.txt"} <= set(_documents(settings, embedder))
+
+
+def _chunk_texts_and_vectors(settings: Settings, embedder: HashingEmbedder) -> dict[str, np.ndarray]:
+    import faiss
+
+    from rag.store import VECTORS, read_current
+
+    reader = IndexReader(settings.index_dir, embedder.identity)
+    try:
+        ids = reader.chunk_ids_of([d.doc_id for d in reader.documents()])
+        texts = {p.chunk_id: p.text for p in reader.passages(ids, ["public"])}
+    finally:
+        reader.close()
+    vectors = faiss.read_index(str(settings.index_dir / str(read_current(settings.index_dir)) / VECTORS))
+    return {text: vectors.reconstruct(chunk_id) for chunk_id, text in texts.items()}
+
+
+def test_an_edited_file_embeds_only_the_chunks_whose_text_changed(
+    settings: Settings, embedder: CountingEmbedder, share: Path
+) -> None:
+    ingestor = Ingestor(settings, embedder)
+    ingestor.ingest([share])
+    before = _chunk_texts_and_vectors(settings, embedder)
+    embedded = embedder.passages
+    law = share / "burlg.md"
+    law.write_text(law.read_text(encoding="utf-8").replace("mindestens 24 Werktage", "mindestens 26 Werktage"))
+
+    report = ingestor.ingest([share])
+
+    after = _chunk_texts_and_vectors(settings, embedder)
+    changed = set(after) - set(before)
+    assert [Path(p).name for p in report.updated] == ["burlg.md"]
+    assert 1 <= len(changed) < len(after) / 4, "one paragraph changed: its section's chunks, not the law"
+    assert embedder.passages - embedded == len(changed)
+    assert report.reused == report.chunks - len(changed)
+    for text in set(after) & set(before):  # the kept vectors are the stored ones, exactly
+        assert np.array_equal(after[text], before[text])
+    assert _keyword_hits(settings, embedder, "26 Werktage") == {"burlg.md"}
+    assert verify_index(settings.index_dir, embedder.identity).ok
+
+
+def test_a_copied_file_takes_the_vectors_of_its_original(
+    settings: Settings, embedder: CountingEmbedder, share: Path
+) -> None:
+    ingestor = Ingestor(settings, embedder)
+    ingestor.ingest([share])
+    embedded = embedder.passages
+
+    shutil.copy(share / "burlg.md", share / "personal" / "urlaub-kopie.md")
+    report = ingestor.ingest([share])
+
+    assert embedder.passages == embedded
+    assert report.chunks > 0 and report.reused == report.chunks
+    assert {"burlg.md", "urlaub-kopie.md"} <= set(_documents(settings, embedder))
 
 
 def test_an_unchanged_folder_is_neither_parsed_nor_embedded_again(
