@@ -113,3 +113,13 @@ def test_an_unknown_reason_is_shown_as_written_and_never_interpreted() -> None:
     assert reason_text("unsafe member name in Office file: ../{x}<b>", "de") == (
         "Unsicherer Name in der Office-Datei: ../{x}<b>"
     )
+
+
+def test_every_kind_of_content_the_validation_names_has_a_german_name() -> None:
+    from ingest import validation
+    from ui import reasons
+
+    seen = {what for _, what in validation._SIGNATURES} | {"a Windows executable", "an HTML page"}
+    assert seen <= set(reasons._THINGS), seen - set(reasons._THINGS)
+    expected = {name for name, _ in validation._EXPECTED.values()}
+    assert expected <= set(reasons._NOT_KINDS), expected - set(reasons._NOT_KINDS)
