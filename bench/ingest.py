@@ -27,8 +27,10 @@ and the configured batch size; each ingest writes into a fresh temporary data_di
 5. An edit: copies of the ``EDITED`` largest Markdown/text files are ingested into a fresh index
    (``... ingested whole``: what one edit in each cost before chunks were matched by their text), then
    one line in the middle of each gets a sentence more and the folder is synced again (``re-sync, one
-   line edited in each``): only chunks whose text changed are embedded. Its ``chunks`` are the chunks
-   embedded; the unchanged ones take their stored vectors.
+   line edited in each``): only chunks whose text changed are embedded.
+
+``reused``: of a row's chunks, those that took the stored vector of an identical chunk text instead of
+being embedded (the unchanged chunks of an edited file; in a first ingest, repeated texts).
 
 Rates divide by the corpus's documents and pages (the same work for every row: pages as hauswissen
 counts them, one per non-PDF file); chunks and tokens are each row's own (tokens as the embedder counts
@@ -122,6 +124,7 @@ class Row:
     peak_rss_mb: float
     failed: list[str] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    reused: int = 0
 
     def rate(self, count: int) -> float:
         return count / self.seconds if self.seconds > 0 else 0.0
@@ -212,14 +215,14 @@ def edited_resync(
     whole, seconds, rss = _ingest(settings, embedder, [source])
     pages = whole.pages or len(copies)
     rows = [Row(f"{len(copies)} edited documents, ingested whole", seconds, len(copies), pages, whole.chunks,
-                whole.tokens, rss, stage_seconds=dict(whole.stage_seconds))]
+                whole.tokens, rss, stage_seconds=dict(whole.stage_seconds), reused=whole.reused)]
     for copy in copies:
         _edit_one_line(copy)
     edited, seconds, rss = _ingest(settings, embedder, [source])
     if len(edited.updated) != len(copies):
         progress(f"WARNING: {len(edited.updated)} of {len(copies)} edited documents were re-indexed")
-    rows.append(Row("re-sync, one line edited in each", seconds, len(copies), pages, edited.chunks - edited.reused,
-                    edited.tokens, rss, stage_seconds=dict(edited.stage_seconds)))
+    rows.append(Row("re-sync, one line edited in each", seconds, len(copies), pages, edited.chunks,
+                    edited.tokens, rss, stage_seconds=dict(edited.stage_seconds), reused=edited.reused))
     return rows
 
 
@@ -279,7 +282,7 @@ def measure(
         pages += len(report.failed)
         documents = len(files)
         ours = Row("hauswissen ingest", seconds, documents, pages, report.chunks, tokens, rss,
-                   [f"{Path(p).name}: {r}" for p, r in report.failed], dict(report.stage_seconds))
+                   [f"{Path(p).name}: {r}" for p, r in report.failed], dict(report.stage_seconds), report.reused)
         rows = [ours]
 
         progress("2/4 re-sync, nothing changed")
@@ -377,10 +380,12 @@ def render(result: dict[str, Any], corpus: str = "") -> str:
         f"naive splitter {result['naive_chunk_chars']} characters (overlap {result['naive_overlap_chars']}) "
         f"= max_tokens x {result['chars_per_token']} characters per token of our chunks\n",
         _table(
-            ["what", "seconds", "docs/s", "pages/s", "chunks", "chunks/s", "tokens/s", "peak RSS MB", "failed"],
+            ["what", "seconds", "docs/s", "pages/s", "chunks", "reused", "chunks/s", "tokens/s", "peak RSS MB",
+             "failed"],
             [
                 [r["name"], _num(r["seconds"]), _num(r["docs_per_s"]), _num(r["pages_per_s"]), str(r["chunks"]),
-                 _num(r["chunks_per_s"]), _num(r["tokens_per_s"]), f"{r['peak_rss_mb']:.0f}", str(len(r["failed"]))]
+                 str(r["reused"]), _num(r["chunks_per_s"]), _num(r["tokens_per_s"]), f"{r['peak_rss_mb']:.0f}",
+                 str(len(r["failed"]))]
                 for r in rows
             ],
         ),

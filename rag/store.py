@@ -92,9 +92,9 @@ CREATE TABLE IF NOT EXISTS term_chunks (
 # log((N - n + 0.5) / (n + 0.5)) is under 0.9 at n = 30 % of N, about 11 for a term in one chunk of 100k),
 # but walking its posting list is most of a query's time in a large index. Small indexes keep every term.
 _COMMON_SHARE = 0.1
+_COMMON_MIN = 2000
 # Values bound in one statement, well under SQLite's limit (32,766 since 3.32).
 _SQL_VARIABLES = 500
-_COMMON_MIN = 2000
 
 # The named points of IndexWriter.commit, in order; a crash test stops the process at each of them.
 COMMIT_POINTS = (
@@ -463,8 +463,12 @@ def _backfill_text_hashes(db: sqlite3.Connection) -> None:
     """Give an index written before ``chunks.text_hash`` existed the column, its values and its index."""
     if "text_hash" not in {row[1] for row in db.execute("PRAGMA table_info(chunks)")}:
         db.execute("ALTER TABLE chunks ADD COLUMN text_hash INTEGER")
-        rows = db.execute("SELECT chunk_id, text FROM chunks").fetchall()
-        db.executemany("UPDATE chunks SET text_hash = ? WHERE chunk_id = ?", [(text_hash(t), i) for i, t in rows])
+        last = -1
+        while rows := db.execute(
+            "SELECT chunk_id, text FROM chunks WHERE chunk_id > ? ORDER BY chunk_id LIMIT 1000", (last,)
+        ).fetchall():
+            db.executemany("UPDATE chunks SET text_hash = ? WHERE chunk_id = ?", [(text_hash(t), i) for i, t in rows])
+            last = rows[-1][0]
     db.execute("CREATE INDEX IF NOT EXISTS chunks_text_hash ON chunks(text_hash)")
 
 
@@ -648,8 +652,10 @@ class IndexWriter:
         hashes = list(by_hash)
         for start in range(0, len(hashes), _SQL_VARIABLES):
             part = hashes[start:start + _SQL_VARIABLES]
+            # One row per distinct text: a disclaimer in 10,000 chunks needs one vector, not 10,000 rows.
             rows = db.execute(
-                f"SELECT chunk_id, text_hash, text FROM chunks WHERE text_hash IN ({','.join('?' * len(part))})",  # noqa: S608
+                "SELECT MIN(chunk_id), text_hash, text FROM chunks "  # noqa: S608
+                f"WHERE text_hash IN ({','.join('?' * len(part))}) GROUP BY text_hash, text",
                 part,
             ).fetchall()
             for chunk_id, digest, text in rows:

@@ -60,9 +60,13 @@ def test_words_spelled_alike_in_both_languages_do_not_decide_the_language() -> N
     assert detect_language("Was war der Grund für die Kündigung?") == "de"
     assert detect_language("In welchem Monat beginnt die Probezeit?") == "de"
     assert detect_language("An wen schicke ich den Antrag?") == "de"
-    # Endings mark content words of one language when no function word does.
-    assert detect_language("Reisekostenabrechnung Genehmigung") == "de"
-    assert detect_language("Travel expense reporting instructions") == "en"
+    # German endings mark content words when no function word votes; English ones do not, as German
+    # office words share them. Keyword queries without either take the default.
+    assert detect_language("Reisekostenabrechnung Genehmigung", default="en") == "de"
+    for keywords in ("Dokumentation Reisekosten", "Meeting Raum buchen", "Installation Drucker", "Lehrling Urlaub"):
+        assert detect_language(keywords) == "de", keywords
+    assert detect_language("Who is Ursula von der Leyen?") == "en"
+    assert detect_language("Ich will Urlaub nehmen") == "de"
 
 
 def test_sentences_copied_from_a_source_without_a_marker_get_its_number() -> None:

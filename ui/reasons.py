@@ -46,7 +46,7 @@ _NOT_KINDS = {
 _GERMAN: tuple[tuple[str, str], ...] = (
     (r"the file is empty", "Die Datei ist leer"),
     (r"file too large: (?P<size>.+) > (?P<limit>.+)", "Datei zu groß: {size} > {limit}"),
-    (r"cannot read the file \((?P<why>.*)\)", "Die Datei kann nicht gelesen werden ({why})"),
+    (r"cannot read the file \((?P<why>.*?)\)?", "Die Datei kann nicht gelesen werden ({why})"),
     (r"the uploaded file is gone", "Die hochgeladene Datei ist nicht mehr da"),
     (r"the file vanished or cannot be read", "Die Datei ist verschwunden oder nicht lesbar"),
     (r"unsupported file type '?(?P<kind>.*?)'?", "Dieser Dateityp wird nicht unterstützt: {kind}"),
@@ -81,18 +81,18 @@ _GERMAN: tuple[tuple[str, str], ...] = (
     ),
     (
         r"zip bomb: declares (?P<big>.+) uncompressed from (?P<small>.+) \(limit (?P<limit>.+)\)",
-        "ZIP-Bombe: gibt entpackt {big} aus {small} an (höchstens {limit})",
+        "ZIP-Bombe: {small} groß, entpackt angeblich {big} (höchstens {limit})",
     ),
     (
         r"zip bomb: declares (?P<big>.+) uncompressed from (?P<small>.+) \(more than (?P<ratio>.+) times its size\)",
-        "ZIP-Bombe: gibt entpackt {big} aus {small} an (mehr als das {ratio}-Fache ihrer Größe)",
+        "ZIP-Bombe: {small} groß, entpackt angeblich {big} (mehr als das {ratio}-Fache)",
     ),
     (r"unsafe member name in Office file: (?P<name>.*)", "Unsicherer Name in der Office-Datei: {name}"),
     (r"symbolic link in Office file: (?P<name>.*)", "Symbolischer Link in der Office-Datei: {name}"),
     (r"no text found", "Kein Text gefunden"),
     (r"no text found \(not even by OCR\)", "Kein Text gefunden (auch nicht per Texterkennung)"),
     (
-        r"damaged or unreadable (?P<kind>\S+) file \((?P<why>.*)\)",
+        r"damaged or unreadable (?P<kind>\S+) file \((?P<why>.*?)\)?",
         "Beschädigte oder unlesbare {kind}-Datei ({why})",
     ),
     (r"too many pages: (?P<pages>\d+) > (?P<limit>\d+)", "Zu viele Seiten: {pages} > {limit}"),
@@ -109,12 +109,12 @@ _GERMAN: tuple[tuple[str, str], ...] = (
         r"OCR needed, but tesseract is not installed \((?P<hint>.*)\)",
         "Texterkennung nötig, aber tesseract ist nicht installiert ({hint})",
     ),
-    (r"OCR failed \((?P<why>.*)\)", "Texterkennung fehlgeschlagen ({why})"),
+    (r"OCR failed \((?P<why>.*?)\)?", "Texterkennung fehlgeschlagen ({why})"),
     (
         r"OCR took longer than (?P<seconds>\S+) s for one page",
         "Die Texterkennung brauchte für eine Seite länger als {seconds} s",
     ),
-    (r"not a readable image \((?P<why>.*)\)", "Kein lesbares Bild ({why})"),
+    (r"not a readable image \((?P<why>.*?)\)?", "Kein lesbares Bild ({why})"),
     (
         r"image too large for OCR: (?P<width>\d+) x (?P<height>\d+) pixels",
         "Bild zu groß für die Texterkennung: {width} × {height} Pixel",
@@ -149,9 +149,11 @@ _GERMAN: tuple[tuple[str, str], ...] = (
         "Das Leseprogramm hat sich unerwartet beendet (Exit-Code {code})",
     ),
     (
-        r"could not write the index \((?P<why>.*)\)",
+        r"could not write the index \((?P<why>.*?)\)?",
         "Der Index konnte nicht geschrieben werden ({why}); beim nächsten Lauf wird es erneut versucht",
     ),
+    (r"embedding failed: (?P<what>.*)", "Die Vektoren für die Suche ließen sich nicht berechnen: {what}"),
+    (r"unknown parser error", "Unbekannter Fehler beim Lesen der Datei"),
     (r"unexpected error: (?P<what>.*)", "Unerwarteter Fehler: {what}"),
     (r"internal error: (?P<what>.*)", "Interner Fehler: {what}"),
 )
