@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from ui.i18n import UILanguage
+from ui.i18n import UILanguage, format_number
 
 # What a file's first bytes looked like (ingest.validation.sniff), and the kinds expected instead.
 _THINGS = {
@@ -166,7 +166,7 @@ def _german_value(name: str, value: str) -> str:
     if name == "not_kind":
         return _NOT_KINDS.get(value, f"nicht {value}")
     if name in ("count", "limit") and re.fullmatch(r"[\d,]+", value):
-        return value.replace(",", ".")  # 100,003 -> 100.003
+        return format_number(int(value.replace(",", "")), "de")  # 100,003 -> 100.003
     if re.fullmatch(r"\d+(\.\d+)? [KMG]B", value):
         return value.replace(".", ",")  # 5.1 GB -> 5,1 GB
     return value
