@@ -67,7 +67,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(
             f"{report.documents} documents ingested ({len(report.added)} new, {len(report.updated)} changed), "
             f"{len(report.unchanged)} unchanged, {len(report.deleted)} removed, {len(report.failed)} failed; "
-            f"{report.chunks} chunks in {report.seconds:.1f} s ({rate:.1f} chunks/s); "
+            f"{report.chunks} chunks ({report.reused} already embedded) in {report.seconds:.1f} s "
+            f"({rate:.1f} chunks/s); "
             f"index generation {report.generation}"
         )
         for path, reason in report.failed:
