@@ -113,6 +113,7 @@ def test_every_reason_the_ingestion_writes_has_a_german_text() -> None:
         ("scanned pages without a text layer, and OCR is disabled",
          "Gescannte Seiten ohne Textebene, und die Texterkennung (OCR) ist ausgeschaltet"),
         ("parser crashed (signal 11, SIGSEGV)", "Das Leseprogramm ist abgestürzt (Signal 11, SIGSEGV)"),
+        ("parser exceeded its time limit (0.5 s)", "Das Leseprogramm hat sein Zeitlimit überschritten (0,5 s)"),
         ("could not write the index (No space left on device)",
          "Der Index konnte nicht geschrieben werden (No space left on device); "
          "beim nächsten Lauf wird es erneut versucht"),

@@ -167,8 +167,8 @@ def _german_value(name: str, value: str) -> str:
         return _NOT_KINDS.get(value, f"nicht {value}")
     if name in ("count", "limit") and re.fullmatch(r"[\d,]+", value):
         return format_number(int(value.replace(",", "")), "de")  # 100,003 -> 100.003
-    if re.fullmatch(r"\d+(\.\d+)? [KMG]B", value):
-        return value.replace(".", ",")  # 5.1 GB -> 5,1 GB
+    if re.fullmatch(r"\d+(\.\d+)? [KMG]B", value) or (name == "seconds" and re.fullmatch(r"\d+\.\d+", value)):
+        return value.replace(".", ",")  # 5.1 GB -> 5,1 GB, 0.5 s -> 0,5 s
     return value
 
 
