@@ -97,12 +97,10 @@ _ATTEMPTS = 3
 
 
 def _published(index_dir: Path) -> int | None:
-    """The generation number ``CURRENT`` names now (None when it names none)."""
-    try:
-        text = (index_dir / CURRENT).read_text(encoding="utf-8", errors="replace").strip()
-    except OSError:
-        return None
-    return int(text[4:]) if _GENERATION.fullmatch(text) else None
+    """The generation number ``CURRENT`` names now (None when it names none), read as the check reads it."""
+    probe = VerifyReport(index_dir=str(index_dir))
+    _check_current(index_dir, probe)
+    return probe.generation
 
 
 def _verify(index_dir: Path, identity: EmbedderIdentity | None, report: VerifyReport) -> None:
