@@ -247,7 +247,8 @@ class E5Engine:
         while start < len(order):
             # Sorted by length, so a batch's padded size is its count times its last window's length.
             end = start + 1
-            while end < len(order) and (end - start + 1) * self._padded(windows[order[end]][1]) <= self.max_batch_tokens:
+            budget = self.max_batch_tokens
+            while end < len(order) and (end - start + 1) * self._padded(windows[order[end]][1]) <= budget:
                 end += 1
             batch = [windows[w] for w in order[start:end]]
             pooled = self._forward([ids for _, ids in batch])
