@@ -169,3 +169,29 @@ def test_pdfs_over_the_page_cap_are_refused(settings_factory, tmp_path: Path) ->
     shutil.copy(EXAMPLES / "hinweisblatt-verbraucherinsolvenz.pdf", folder / "lang.pdf")
     report = Ingestor(settings, _embedder(settings)).ingest([folder])
     assert report.failed == [(str((folder / "lang.pdf").resolve()), "too many pages: 12 > 5")]
+
+
+@pytest.mark.parametrize(("budget", "most"), [(1 << 30, 4), (1, 2)], ids=["by-count", "by-bytes"])
+def test_files_are_parsed_ahead_of_the_embedder_within_a_count_and_a_byte_budget(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, budget: int, most: int
+) -> None:
+    import ingest.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "_PARSE_AHEAD", 3)
+    monkeypatch.setattr(pipeline, "_PARSE_AHEAD_BYTES", budget)
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(8):
+        (folder / f"notiz-{i}.txt").write_text(f"Notiz {i}: die Kantine schließt um {i + 12} Uhr.\n", encoding="utf-8")
+    parsing: set[Path] = set()
+    peak = 0
+
+    def on_stage(path: Path, stage: str) -> None:
+        nonlocal peak
+        (parsing.add if stage == "parsing" else parsing.discard)(path)
+        peak = max(peak, len(parsing))
+
+    report = Ingestor(settings, _embedder(settings)).ingest([folder], on_stage=on_stage)
+    assert len(report.added) == 8
+    # The file being chunked is still "parsing" while the next ones are queued: look-ahead + 1.
+    assert peak == most
