@@ -297,6 +297,19 @@ _PARSE_AHEAD = 6
 _PARSE_AHEAD_BYTES = 32 * 1024 * 1024
 
 
+def parse_ahead(queued: Sequence[int], upcoming: Sequence[int]) -> int:
+    """How many of the ``upcoming`` files (their sizes) to queue for parsing, with ``queued`` (sizes)
+    already queued: up to ``_PARSE_AHEAD`` files and ``_PARSE_AHEAD_BYTES`` bytes, and at least one
+    when none is queued, however large."""
+    count, total = 0, sum(queued)
+    for size in upcoming:
+        if len(queued) + count >= _PARSE_AHEAD or (len(queued) + count and total + size > _PARSE_AHEAD_BYTES):
+            break
+        count += 1
+        total += size
+    return count
+
+
 @dataclass(frozen=True)
 class _Work:
     """A file that needs parsing, with the version that was seen."""
@@ -475,16 +488,18 @@ class _Run:
         futures: deque[tuple[_Work, Future[tuple[ParsedDocument, float, float]]]] = deque()
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hauswissen-parse")
 
+        def parse(work: _Work) -> tuple[ParsedDocument, float, float]:
+            # "parsing" when the parse starts, not when it is queued: the ledger times each file from
+            # here, and the ETA and the status page would otherwise count the queue as work.
+            self.stage(work, "parsing")
+            return ingestor._parse(work)
+
         def submit() -> None:
-            """Queue parses up to the look-ahead, by count and by file bytes (always at least one)."""
-            while upcoming and len(futures) < _PARSE_AHEAD:
-                queued = sum(w.size for w, _ in futures)
-                if futures and queued + upcoming[0].size > _PARSE_AHEAD_BYTES:
-                    return
+            nearest = [w.size for w in itertools.islice(upcoming, _PARSE_AHEAD)]
+            for _ in range(parse_ahead([w.size for w, _ in futures], nearest)):
                 work = upcoming.popleft()
-                self.stage(work, "parsing")
                 self.in_flight.append(work)
-                futures.append((work, pool.submit(ingestor._parse, work)))
+                futures.append((work, pool.submit(parse, work)))
 
         try:
             submit()

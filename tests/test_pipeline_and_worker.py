@@ -171,27 +171,53 @@ def test_pdfs_over_the_page_cap_are_refused(settings_factory, tmp_path: Path) ->
     assert report.failed == [(str((folder / "lang.pdf").resolve()), "too many pages: 12 > 5")]
 
 
-@pytest.mark.parametrize(("budget", "most"), [(1 << 30, 4), (1, 2)], ids=["by-count", "by-bytes"])
-def test_files_are_parsed_ahead_of_the_embedder_within_a_count_and_a_byte_budget(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, budget: int, most: int
-) -> None:
+def test_parse_look_ahead_is_bounded_by_file_count_and_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
     import ingest.pipeline as pipeline
 
     monkeypatch.setattr(pipeline, "_PARSE_AHEAD", 3)
-    monkeypatch.setattr(pipeline, "_PARSE_AHEAD_BYTES", budget)
+    monkeypatch.setattr(pipeline, "_PARSE_AHEAD_BYTES", 100)
+    assert pipeline.parse_ahead([], [10, 10, 10, 10]) == 3
+    assert pipeline.parse_ahead([10, 10], [10, 10]) == 1
+    assert pipeline.parse_ahead([10, 10, 10], [10]) == 0
+    assert pipeline.parse_ahead([60], [30, 30]) == 1  # 60 + 30 fits, + 30 more would not
+    assert pipeline.parse_ahead([], [500, 1]) == 1  # one file is always parsed, however large
+    assert pipeline.parse_ahead([], []) == 0
+
+
+def test_files_waiting_to_be_parsed_stay_queued_until_their_parse_starts(
+    settings_factory, tmp_path: Path
+) -> None:
+    """The ledger times a file from "parsing": files queued ahead must not count as being worked on."""
+    import threading
+
+    from ingest.parsing import parse_file
+    from rag.jobs import FileStates
+
+    settings = settings_factory(ingest__sandbox="false")
     folder = tmp_path / "many"
     folder.mkdir()
-    for i in range(8):
+    for i in range(5):
         (folder / f"notiz-{i}.txt").write_text(f"Notiz {i}: die Kantine schließt um {i + 12} Uhr.\n", encoding="utf-8")
-    parsing: set[Path] = set()
-    peak = 0
+    first_started, release = threading.Event(), threading.Event()
 
-    def on_stage(path: Path, stage: str) -> None:
-        nonlocal peak
-        (parsing.add if stage == "parsing" else parsing.discard)(path)
-        peak = max(peak, len(parsing))
+    def slow_first(path: Path, **options: object) -> object:
+        if path.name == "notiz-0.txt":
+            first_started.set()
+            assert release.wait(30)
+        return parse_file(path, **options)  # type: ignore[arg-type]
 
-    report = Ingestor(settings, _embedder(settings)).ingest([folder], on_stage=on_stage)
-    assert len(report.added) == 8
-    # The file being chunked is still "parsing" while the next ones are queued: look-ahead + 1.
-    assert peak == most
+    ingestor = Ingestor(settings, _embedder(settings), parser=slow_first)  # type: ignore[arg-type]
+    result: list[object] = []
+    runner = threading.Thread(target=lambda: result.append(ingestor.ingest([folder])))
+    runner.start()
+    try:
+        assert first_started.wait(30)
+        ledger = FileStates(settings.state_path, read_only=True)
+        states = {Path(f.path).name: f.state for f in ledger.all()}
+        ledger.close()
+    finally:
+        release.set()
+        runner.join(60)
+    assert states["notiz-0.txt"] == "parsing"
+    assert [states[f"notiz-{i}.txt"] for i in range(1, 5)] == ["queued"] * 4
+    assert len(result[0].added) == 5  # type: ignore[attr-defined]
