@@ -30,6 +30,7 @@ _SPACES = re.compile(" {2,}")
 # Batches are padded to a multiple of this many tokens: with fewer distinct shapes oneDNN caches fewer
 # kernels and malloc reuses its buffers (measured: 615 -> 463 MB peak RSS, same speed).
 _PAD_TO = 32
+_CACHED_WORD_CHARS = 32
 
 
 @dataclass(frozen=True)
@@ -130,9 +131,12 @@ class UnigramTokenizer:
             out.append(self._unk if back_piece[i] < 0 else back_piece[i])
             i = back_from[i]
         out.reverse()
-        if len(self._cache) > 200_000:
-            self._cache.clear()
-        self._cache[word] = out
+        # Only word-sized keys: text without spaces (CJK, URLs, OCR noise) would otherwise make one
+        # paragraph one entry.
+        if n <= _CACHED_WORD_CHARS:
+            if len(self._cache) > 200_000:
+                self._cache.clear()
+            self._cache[word] = out
         return out
 
 
@@ -190,7 +194,6 @@ class E5Engine:
         self.dimension = hidden
         self.max_batch_tokens = max(max_batch_tokens, max_positions)
         self.bfloat16 = bf16_is_fast() if bfloat16 is None else bfloat16
-        self._data = data
 
         def floats(name: str) -> torch.Tensor:
             _, count, offset = tensors[name]

