@@ -492,7 +492,11 @@ class _Run:
             # "parsing" when the parse starts, not when it is queued: the ledger times each file from
             # here, and the ETA and the status page would otherwise count the queue as work.
             self.stage(work, "parsing")
-            return ingestor._parse(work)
+            ingestor.embedder.reserve_cores(1)  # the parser's core, while it works
+            try:
+                return ingestor._parse(work)
+            finally:
+                ingestor.embedder.reserve_cores(0)
 
         def submit() -> None:
             nearest = [w.size for w in itertools.islice(upcoming, _PARSE_AHEAD)]

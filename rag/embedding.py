@@ -59,6 +59,10 @@ class Embedder(Embeddings, ABC):
     def count_tokens(self, text: str) -> int:
         """The number of model tokens ``text`` occupies (for sizing chunks to the window)."""
 
+    def reserve_cores(self, cores: int) -> None:
+        """Leave ``cores`` CPU cores to other work (a parse beside the embedding) from the next batch on;
+        0 takes them back. A hint: backends with a fixed thread pool ignore it."""
+
     def embed(self, texts: Sequence[str], kind: TextKind) -> np.ndarray:
         """Embed ``texts`` in batches.
 
@@ -154,6 +158,10 @@ class E5Embedder(Embedder):
         if kind == "query":
             return np.asarray(self._c.query(texts))
         return np.asarray(self._c.passage(texts))
+
+    def reserve_cores(self, cores: int) -> None:
+        if self._torch is not None:
+            self._torch.reserve_cores(cores)
 
     def count_tokens(self, text: str) -> int:
         if self._torch is not None:

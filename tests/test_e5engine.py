@@ -124,3 +124,19 @@ def test_long_runs_without_spaces_are_not_cached(engines: tuple[E5Engine, object
     text = "ａ" * 5000 + " kurz"
     assert ours.token_count(text) == theirs.token_count(text)  # type: ignore[attr-defined]
     assert len(ours.tokenizer._cache) <= before + 1
+
+
+def test_reserved_cores_are_left_to_other_work_and_given_back() -> None:
+    import torch
+
+    engine = E5Engine(WEIGHTS)
+    cores = torch.get_num_threads()
+    engine.reserve_cores(1)
+    engine.embed(["Der Urlaub beträgt 24 Werktage."], False)
+    assert torch.get_num_threads() == max(1, cores - 1)
+    engine.reserve_cores(cores + 5)
+    engine.embed(["kurz"], False)
+    assert torch.get_num_threads() == 1
+    engine.reserve_cores(0)
+    engine.embed(["kurz"], False)
+    assert torch.get_num_threads() == cores

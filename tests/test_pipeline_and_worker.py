@@ -221,3 +221,18 @@ def test_files_waiting_to_be_parsed_stay_queued_until_their_parse_starts(
     assert states["notiz-0.txt"] == "parsing"
     assert [states[f"notiz-{i}.txt"] for i in range(1, 5)] == ["queued"] * 4
     assert len(result[0].added) == 5  # type: ignore[attr-defined]
+
+
+def test_the_embedder_leaves_a_core_to_the_parser_while_a_parse_runs(settings: Settings, sources: Path) -> None:
+    class Recording(HashingEmbedder):
+        def __init__(self, dimension: int) -> None:
+            super().__init__(dimension)
+            self.reserved: list[int] = []
+
+        def reserve_cores(self, cores: int) -> None:
+            self.reserved.append(cores)
+
+    embedder = Recording(settings.embedder.dimension)
+    report = Ingestor(settings, embedder).ingest([sources])
+    assert len(report.added) == 3
+    assert embedder.reserved == [1, 0] * 3  # one core reserved per parse, given back after each
