@@ -67,6 +67,7 @@ def idf(chunks_with_term: int, chunks: int) -> float:
 
 
 _MIN_PART = 5
+_MIN_HEAD = 3
 _FORMS: tuple[Language, ...] = ("de", "en")
 
 # Words that shape a question but name nothing an answer must contain ("Wie lange darf man ...?").
@@ -74,8 +75,10 @@ _FORMS: tuple[Language, ...] = ("de", "en")
 _QUESTION_WORDS = """
     wann warum weshalb wieso weswegen wozu womit wofür woran worauf woraus wovon welch welchen welchem
     wem wen wessen lang lange hoch groß oft viel viele wieviele darf dürfen müssen muß soll sollen kann könnte man
-    gibt geben gilt gelten heißt bitte genau eigentlich ungefähr bekomme bekommt
+    gibt geben gilt gelten heißt bitte genau eigentlich ungefähr bekomme bekommt steht stehen zusteht zustehen
+    mir mich mein meine meinem meinen meiner
     how many much long high often does did can could may might must should would please exactly get gets
+    me my mine we us our
 """.split()
 QUESTION_TERMS = frozenset(
     t for form in _FORMS for t in keyword_terms(" ".join(_QUESTION_WORDS), language=form)
@@ -83,16 +86,28 @@ QUESTION_TERMS = frozenset(
 
 
 def _match(term: str, passage_terms: set[str]) -> float:
-    """1 for the term itself or inside a compound ("taglich" in "werktaglich"), 1/2 when only a part
-    of it occurs ("urlaub" of "urlaubsantrag"), else 0. German joins words into compounds, so a
-    question and its answer often share a word only as part of another."""
+    """1 for the term itself or inside a compound ("taglich" in "werktaglich"), or when a compound's
+    first part and its head both occur ("urlaubstag": "urlaub", and "tag" ending "werktag"); 1/2 when
+    only a part of it occurs ("urlaub" of "urlaubsantrag"), else 0. German joins words into compounds,
+    so a question and its answer often share a word only as part of another."""
     if term in passage_terms:
         return 1.0
     if len(term) >= _MIN_PART and any(term in p for p in passage_terms if len(p) > len(term)):
         return 1.0
-    if len(term) > _MIN_PART and any(p in term for p in passage_terms if _MIN_PART <= len(p) < len(term)):
-        return 0.5
-    return 0.0
+    if len(term) <= _MIN_PART:
+        return 0.0
+    parts = [p for p in passage_terms if _MIN_PART <= len(p) < len(term) and p in term]
+    for part in parts:
+        if term.startswith(part) and _head_occurs(term[len(part) :], passage_terms):
+            return 1.0
+    return 0.5 if parts else 0.0
+
+
+def _head_occurs(rest: str, passage_terms: set[str]) -> bool:
+    """Whether a compound's remainder after its first part ends a passage word (compound heads come
+    last: "tag" in "werktag"), with a linking "s", "es", "n" or "en" allowed before it."""
+    heads = {rest} | {rest[len(link) :] for link in ("s", "es", "n", "en") if rest.startswith(link)}
+    return any(len(h) >= _MIN_HEAD and any(p.endswith(h) for p in passage_terms) for h in heads)
 
 
 def question_terms(question: str, form: Language) -> set[str]:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 
 import pytest
 
-from rag.answerability import AnswerabilityCheck, coverage
+from rag.answerability import AnswerabilityCheck, coverage, passage_terms, question_terms
 from rag.chat import ScriptedChatModel
 from rag.config import AnswerabilitySettings, Settings
 from rag.documents import Passage
@@ -71,6 +71,20 @@ def test_rare_terms_weigh_more_than_common_ones() -> None:
 
 def test_a_compound_in_the_question_partly_found_counts_half() -> None:
     assert coverage({"urlaubsantrag"}, {"urlaub"}, {"urlaubsantrag": 1.0}) == pytest.approx(0.5)
+
+
+def test_a_compound_whose_first_part_and_head_both_occur_counts_whole() -> None:
+    weights = {"urlaubstag": 1.0}
+    werktage = passage_terms("Der Urlaub beträgt jährlich mindestens 24 Werktage.", "de")
+    assert coverage({"urlaubstag"}, werktage, weights) == 1.0  # "urlaub" + "tag" ending "werktag"
+    # The head must end a word: "tag" inside "beträgt" ("betragt") is no head.
+    assert coverage({"urlaubstag"}, passage_terms("Der Urlaub beträgt 24.", "de"), weights) == 0.5
+
+
+def test_pronouns_and_entitlement_verbs_name_nothing_an_answer_must_contain() -> None:
+    assert question_terms("Wie viele Urlaubstage stehen mir zu?", "de") == {"urlaubstag"}
+    assert question_terms("How much leave do my colleagues and me get?", "en") >= {"leav", "colleagu"}
+    assert not question_terms("my me we us our", "en")
 
 
 def test_across_languages_only_the_hit_strength_counts(check: AnswerabilityCheck) -> None:
