@@ -180,13 +180,11 @@ class E5Engine:
         blob = bytes(data[r.skip(blob_len) : r.pos])
         n_norm, norm_len = r.take("iI")
         norm = bytes(data[r.skip(norm_len) : r.pos])
-        tensors: dict[str, tuple[int, int, int]] = {}
+        tensors: dict[str, tuple[int, int]] = {}  # name -> (element count, byte offset)
         for _ in range(r.one("i")):
             name = bytes(data[r.skip(r.one("H")) : r.pos]).decode()
-            dtype, count = r.take("BI")
-            offset, nbytes = r.take("QQ")
-            tensors[name] = (dtype, count, offset)
-            del nbytes
+            _dtype, count, offset, _nbytes = r.take("BIQQ")
+            tensors[name] = (count, offset)
         self.config = _Config(hidden, layers, heads, ffn, vocab, max_positions, eps, bos, eos, pad, unk)
         self.tokenizer = UnigramTokenizer(
             _pieces(blob, offsets, unk), scores, _normalisation(norm, n_norm), unk
@@ -198,11 +196,11 @@ class E5Engine:
         self._threads = self._cores
 
         def floats(name: str) -> torch.Tensor:
-            _, count, offset = tensors[name]
+            count, offset = tensors[name]
             return torch.from_numpy(np.frombuffer(data, np.float32, count, offset).copy())
 
         def q4_blocks(name: str) -> np.ndarray:
-            _, count, offset = tensors[name]
+            count, offset = tensors[name]
             return np.frombuffer(data, np.uint8, count // _BLOCK * _BLOCK_BYTES, offset)
 
         weight_dtype = torch.bfloat16 if self.bfloat16 else torch.float32
