@@ -176,7 +176,7 @@ def run_retrieval(
     texts = baseline_texts(eval_set, index)
     bm25 = Bm25Baseline(texts, corpus_language(list(texts.values())))
     search = HybridSearch(
-        index.reader, embedder, settings.retrieval, create_reranker(settings.retrieval.reranker_path)
+        index.reader, embedder, settings.retrieval, create_reranker(settings.retrieval, embedder)
     )
     results = evaluate_retrieval(
         eval_set, search, index.chunk_document, ACCESS, baselines={"bm25s": bm25.rank}

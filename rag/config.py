@@ -66,8 +66,16 @@ class RetrievalSettings(_Section):
         250, ge=0, description="Characters of each source the model reads (its most relevant sentences); 0 = all."
     )
     default_access: list[str] = Field(default_factory=lambda: ["public"])
-    reranker_path: Path | None = Field(None, description="CrossEncoder model folder; empty means no reranker.")
-    rerank_candidates: int = Field(20, gt=0, description="Fused hits the reranker re-scores.")
+    reranker: Literal["sentences", "none"] = Field(
+        "sentences", description="Re-score the best fused hits by their best-matching sentence, or not."
+    )
+    sentence_weight: float = Field(
+        1.0, ge=0, description="Weight of the best sentence's match against the fused score (sentences reranker)."
+    )
+    reranker_path: Path | None = Field(
+        None, description="CrossEncoder model folder; when set it replaces the reranker above."
+    )
+    rerank_candidates: int = Field(5, gt=0, description="Fused hits the reranker re-scores.")
 
 
 class AnswerabilitySettings(_Section):

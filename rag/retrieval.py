@@ -82,21 +82,39 @@ class HybridSearch:
         k = k or self.settings.top_k
         if not query.strip() or not access:
             return [], None
-        ranking = self.rank(query, self.embedder.embed([query], "query")[0], access)
-        return self.passages(query, ranking, access, k), ranking
+        vector = self.embedder.embed([query], "query")[0]
+        ranking = self.rank(query, vector, access)
+        return self.passages(query, ranking, access, k, vector), ranking
 
-    def passages(self, query: str, ranking: Ranking, access: Sequence[str], k: int) -> list[Passage]:
-        """Load the best ``k`` of ``ranking``, reranked when a reranker is configured."""
-        fused = ranking.fused
-        if self.reranker is None:
-            fused = fused[:k]
-            loaded = self.reader.passages([i for i, _ in fused], access)
-        else:
-            head = self.reader.passages([i for i, _ in fused[: max(k, self.settings.rerank_candidates)]], access)
-            scores = self.reranker.score(query, [p.text for p in head])
-            order = sorted(zip(head, scores, strict=True), key=lambda ps: -ps[1])[:k]
-            fused = [(p.chunk_id, s) for p, s in order]
-            loaded = [p for p, _ in order]
+    def passages(
+        self, query: str, ranking: Ranking, access: Sequence[str], k: int, vector: np.ndarray | None = None
+    ) -> list[Passage]:
+        """Load the best ``k`` of ``ranking``; with a reranker, its first ``rerank_candidates`` re-ordered.
+
+        ``vector`` is the question's embedding (computed here when a reranker needs it and it is missing).
+        """
+        fused = ranking.fused[:k]
+        loaded = self.reader.passages([i for i, _ in fused], access)
+        if self.reranker is not None:
+            n = self.settings.rerank_candidates
+            head_ids = {i for i, _ in ranking.fused[:n]}
+            if k >= n:
+                head_passages = [p for p in loaded if p.chunk_id in head_ids]
+            else:
+                head_passages = self.reader.passages([i for i, _ in ranking.fused[:n]], access)
+            fused_scores = dict(ranking.fused)
+            if vector is None:
+                vector = self.embedder.embed([query], "query")[0]
+            head = self.reranker.rerank(query, vector, [(p, fused_scores[p.chunk_id]) for p in head_passages])
+            # Below the re-scored head the fused order stands; its scores are shifted under the head's
+            # lowest so that scores keep falling with rank.
+            tail = [(p, fused_scores[p.chunk_id]) for p in loaded if p.chunk_id not in head_ids]
+            if head and tail:
+                shift = min(s for _, s in head) - tail[0][1] - 1.0
+                tail = [(p, s + shift) for p, s in tail]
+            ordered = (head + tail)[:k]
+            fused = [(p.chunk_id, s) for p, s in ordered]
+            loaded = [p for p, _ in ordered]
         dense_scores, keyword_scores = dict(ranking.dense), dict(ranking.keyword)
         fused_scores = dict(ranking.fused)
         by_id = dict(fused)

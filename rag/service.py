@@ -269,7 +269,7 @@ class Assistant:
         self.embedder = embedder or create_embedder(settings.embedder)
         self.reader = reader or IndexReader(settings.index_dir, self.embedder.identity)
         self.search_engine = HybridSearch(
-            self.reader, self.embedder, settings.retrieval, create_reranker(settings.retrieval.reranker_path)
+            self.reader, self.embedder, settings.retrieval, create_reranker(settings.retrieval, self.embedder)
         )
         self._chat_model = chat_model
         self.generation_queue = GenerationQueue(settings.llm.max_concurrent, settings.llm.max_waiting)

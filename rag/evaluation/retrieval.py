@@ -85,7 +85,7 @@ def evaluate_retrieval(
         t0 = time.perf_counter()
         ranking = search.rank(text, vector, access, candidates=candidates)
         if search.reranker is not None:
-            passages = search.passages(text, ranking, access, 2 * candidates)
+            passages = search.passages(text, ranking, access, 2 * candidates, vector)
             fused_ids = [p.chunk_id for p in passages]
         else:
             fused_ids = [i for i, _ in ranking.fused]
