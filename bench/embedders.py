@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for set_name in args.sets:
             eval_set = _set(set_name)
             index = build_index(eval_set, settings, embedder, Path(args.cache))
-            search = HybridSearch(index.reader, embedder, settings.retrieval)
+            search = HybridSearch(index.reader, embedder, settings.retrieval)  # fusion only, no reranker
             results = {r.system: r for r in evaluate_retrieval(eval_set, search, index.chunk_document, ACCESS)}
             scores[set_name] = (results["dense"].metrics["nDCG@10"], results["hybrid"].metrics["nDCG@10"])
             print(f"{name} {set_name}: dense {scores[set_name][0]:.4f} hybrid {scores[set_name][1]:.4f}", flush=True)
