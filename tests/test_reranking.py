@@ -178,3 +178,16 @@ def test_a_real_cross_encoder_loads_offline_and_scores_pairs() -> None:
     reranked = reranker.rerank("Urlaub", np.zeros(384), head)
     assert sorted(p.chunk_id for p, _ in reranked) == [1, 2]
     assert [s for _, s in reranked] == sorted((s for _, s in reranked), reverse=True)
+
+
+def test_searching_a_question_ranks_as_its_separate_dense_and_keyword_searches(tmp_path: Path) -> None:
+    embedder = HashingEmbedder(64)
+    build_index(tmp_path / "index", embedder)
+    reader = IndexReader(tmp_path / "index", embedder.identity)
+    search = HybridSearch(reader, embedder, RetrievalSettings(reranker="none"))
+    for query in ("Urlaub Werktage", "Insolvenz Kündigung Frist", "KANARIENVOGEL"):
+        passages, ranking = search.search_ranked(query, ["public"], 3)
+        assert ranking is not None
+        expected = search.rank(query, embedder.embed([query], "query")[0], ["public"])
+        assert ranking == expected
+        assert [p.chunk_id for p in passages] == [i for i, _ in expected.fused[:3]]
