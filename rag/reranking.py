@@ -58,13 +58,24 @@ def passage_sentences(text: str) -> list[str]:
     """The units a passage is matched by: its sentences (paragraph breaks end one too), with fragments of
     fewer than four words joined to the sentence before them."""
     units: list[str] = []
+    heading = ""  # a paragraph that is only a fragment ("§ 4 Wartezeit") opens the next sentence
     for paragraph in _PARAGRAPH.split(text):
-        for sentence in split_sentences(paragraph):
-            short = min(len(sentence.split()), len(units[-1].split()) if units else _MIN_SENTENCE_WORDS)
-            if units and short < _MIN_SENTENCE_WORDS:
+        sentences = split_sentences(paragraph)
+        if not sentences:
+            continue
+        if len(sentences) == 1 and len(sentences[0].split()) < _MIN_SENTENCE_WORDS:
+            heading = f"{heading} {sentences[0]}".strip()
+            continue
+        first = len(units)
+        for sentence in sentences:
+            if heading:
+                sentence, heading = f"{heading} {sentence}", ""
+            if len(units) > first and min(len(sentence.split()), len(units[-1].split())) < _MIN_SENTENCE_WORDS:
                 units[-1] = f"{units[-1]} {sentence}"
             else:
                 units.append(sentence)
+    if heading:
+        units.append(heading)
     return units
 
 
@@ -120,8 +131,8 @@ class SentenceReranker:
             fresh = self.embedder.embed(missing, "passage")
             with self._lock:
                 for sentence, row in zip(missing, fresh, strict=True):
-                    found[sentence] = row
-                    self._cache[sentence] = row
+                    # A copy: a row of ``fresh`` is a view that would keep the whole batch alive.
+                    found[sentence] = self._cache[sentence] = row.copy()
                 while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
         return found

@@ -92,16 +92,16 @@ class HybridSearch:
         """Load the best ``k`` of ``ranking``; with a reranker, its first ``rerank_candidates`` re-ordered.
 
         ``vector`` is the question's embedding (computed here when a reranker needs it and it is missing).
+        A passage's ``score`` is the reranker's for the head (the sentence reranker's standardised sum,
+        a cross-encoder's own) and the fused score, shifted below the head, for the rest;
+        ``scores["fused"]`` is always the fused score.
         """
+        n = self.settings.rerank_candidates if self.reranker is not None else 0
         fused = ranking.fused[:k]
-        loaded = self.reader.passages([i for i, _ in fused], access)
+        loaded = self.reader.passages([i for i, _ in ranking.fused[: max(k, n)]], access)
         if self.reranker is not None:
-            n = self.settings.rerank_candidates
             head_ids = {i for i, _ in ranking.fused[:n]}
-            if k >= n:
-                head_passages = [p for p in loaded if p.chunk_id in head_ids]
-            else:
-                head_passages = self.reader.passages([i for i, _ in ranking.fused[:n]], access)
+            head_passages = [p for p in loaded if p.chunk_id in head_ids]
             fused_scores = dict(ranking.fused)
             if vector is None:
                 vector = self.embedder.embed([query], "query")[0]

@@ -68,6 +68,13 @@ def test_passages_split_into_sentences_and_paragraphs_with_fragments_joined() ->
         "Als Werktage gelten alle Kalendertage. Abs. 2.",
     ]
     assert passage_sentences("") == []
+    # A heading between paragraphs opens the sentence after it, not the one before.
+    text = "Dem steht nichts entgegen, sagt das Gesetz.\n\n§ 4 Wartezeit\n\nDer volle Anspruch entsteht nach 6 Monaten."
+    assert passage_sentences(text) == [
+        "Dem steht nichts entgegen, sagt das Gesetz.",
+        "§ 4 Wartezeit Der volle Anspruch entsteht nach 6 Monaten.",
+    ]
+    assert passage_sentences("Nur eine Überschrift") == ["Nur eine Überschrift"]
 
 
 def test_a_passage_whose_one_sentence_answers_rises_above_a_vaguely_similar_one() -> None:
@@ -101,6 +108,8 @@ def test_sentence_vectors_are_cached_and_the_cache_is_bounded() -> None:
     for n in range(5):
         reranker.best_sentence_scores(vector, [f"Satz Nummer {n} hat genug Wörter."])
     assert len(reranker._cache) == 3
+    # Each cached vector owns its memory (not a view keeping a whole embedding batch alive).
+    assert all(v.base is None for v in reranker._cache.values())
 
 
 def test_a_zero_weight_or_a_single_hit_keeps_the_fused_order() -> None:
