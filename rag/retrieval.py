@@ -98,11 +98,11 @@ class HybridSearch:
         """
         n = self.settings.rerank_candidates if self.reranker is not None else 0
         fused = ranking.fused[:k]
+        fused_scores = dict(ranking.fused)
         loaded = self.reader.passages([i for i, _ in ranking.fused[: max(k, n)]], access)
         if self.reranker is not None:
             head_ids = {i for i, _ in ranking.fused[:n]}
             head_passages = [p for p in loaded if p.chunk_id in head_ids]
-            fused_scores = dict(ranking.fused)
             if vector is None:
                 vector = self.embedder.embed([query], "query")[0]
             head = self.reranker.rerank(query, vector, [(p, fused_scores[p.chunk_id]) for p in head_passages])
@@ -116,7 +116,6 @@ class HybridSearch:
             fused = [(p.chunk_id, s) for p, s in ordered]
             loaded = [p for p, _ in ordered]
         dense_scores, keyword_scores = dict(ranking.dense), dict(ranking.keyword)
-        fused_scores = dict(ranking.fused)
         by_id = dict(fused)
         return [
             replace(
