@@ -150,6 +150,55 @@ def test_html_headings_become_element_headings() -> None:
     )
 
 
+def test_html_page_structure_becomes_titles_lists_tables_and_code(tmp_path: Path) -> None:
+    page = tmp_path / "seite.html"
+    # No </head>, a script and a style, a nested table, a <br>, entities: what real intranet pages do.
+    page.write_text(
+        "<html><head><title>Reisekosten &amp; Spesen</title><script>var x = 'geheim';</script>"
+        "<style>p { color: red }</style><body>"
+        "<h1>Reisekosten</h1><p>Erstattet werden\n   Bahnfahrten<br>und Hotels.</p>"
+        "<h2>Pauschalen</h2><ul><li>Frühstück: 5,60 &euro;</li><li>Mittag: 11,20 &euro;</li></ul>"
+        "<table><tr><th>Land</th><th>Satz</th></tr><tr><td>Frankreich</td><td>40 <b>Euro</b></td></tr>"
+        "<tr><td>Italien</td><td><table><tr><td>39</td><td>Euro</td></tr></table></td></tr></table>"
+        "<pre>Formular  R-7\n  Zeile 2</pre><p>Stand: 2025</p></body></html>",
+        encoding="utf-8",
+    )
+    doc = parse_file(page)
+
+    kinds = [(e.kind, e.text, e.heading) for e in doc.elements]
+    assert doc.title == "Reisekosten"
+    assert ("text", "Erstattet werden Bahnfahrten\nund Hotels.", "Reisekosten") in kinds
+    assert ("list", "Frühstück: 5,60 €", "Pauschalen") in kinds
+    assert ("table", "Land: Frankreich; Satz: 40 Euro\nLand: Italien; Satz: 39 Euro", "Pauschalen") in kinds
+    assert ("code", "Formular R-7\nZeile 2", "Pauschalen") in kinds
+    assert kinds[-1] == ("text", "Stand: 2025", "Pauschalen")
+    assert not any("geheim" in e.text or "color" in e.text or "Spesen" in e.text for e in doc.elements)
+
+
+def test_html_without_headings_takes_its_title_element_as_title(tmp_path: Path) -> None:
+    page = tmp_path / "kantine.htm"
+    page.write_text("<title>Kantine</title><div>Geöffnet von 11 bis 14 Uhr<div>Freitags bis 13 Uhr", encoding="utf-8")
+    doc = parse_file(page)
+
+    assert doc.title == "Kantine"
+    assert [e.text for e in doc.elements] == ["Geöffnet von 11 bis 14 Uhr", "Freitags bis 13 Uhr"]
+
+
+def test_html_parser_keeps_every_word_unstructured_finds() -> None:
+    # The twin of our HTML parser: unstructured's partition_html on the same real page.
+    import re
+    from collections import Counter
+
+    from unstructured.partition.html import partition_html
+
+    path = SAMPLES / "tzbfg-befristung.html"
+    theirs = Counter(w for e in partition_html(filename=str(path)) for w in re.findall(r"\w+", str(e).lower()))
+    ours = Counter(w for e in parse_file(path).elements for w in re.findall(r"\w+", e.text.lower()))
+
+    assert sum(theirs.values()) > 500
+    assert theirs - ours == Counter()
+
+
 def test_eml_headers_become_metadata_and_subject_the_title() -> None:
     doc = parse_file(SAMPLES / "rundmail-urlaubsplanung-2025.eml")
     subject = "Urlaubsplanung 2025: Bitte Urlaubswünsche bis 31. Januar eintragen"
