@@ -274,18 +274,23 @@ class _TableHTML(HTMLParser):
 # Never text: code, styles, embedded graphics, the <head> (its <title> is read apart), and page chrome:
 # navigation menus and form controls (unstructured drops these too).
 _HTML_HIDDEN = frozenset(
-    "script style template svg math iframe object select head nav button textarea label audio video".split()
+    "script style template svg math iframe object select head nav button textarea label audio video noframes "
+    "plaintext".split()
 )
 # Tags that end the running block of text: each block becomes one element.
 _HTML_BLOCKS = frozenset(
     "p div section article main header footer aside ul ol dl dt dd blockquote form fieldset figure "
-    "figcaption address hr details summary caption center body html".split()
+    "figcaption address hr details summary caption center body html legend hgroup dialog menu listing xmp tr "
+    "td th".split()
 )
 # Elements whose text has a kind of its own until they end, whatever blocks they contain.
-_HTML_CONTAINERS = {"li": "list", "pre": "code", **{f"h{n}": "title" for n in range(1, 7)}}
+_HTML_HEADINGS = frozenset(f"h{n}" for n in range(1, 7))
+_HTML_CONTAINERS = {"li": "list", "pre": "code", **dict.fromkeys(_HTML_HEADINGS, "title")}
 # A <br> inside a block, kept apart from the source's own line breaks (which are only spaces in HTML).
 _HTML_BREAK = "\u2028"
-_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
+# libxml2 ends the document at </html>: text after it (two pages pasted together) would be lost.
+_HTML_END = re.compile(r"</html\s*>", re.IGNORECASE)
+_MAX_COLSPAN = 100
 
 
 class _PageHTML:
@@ -303,9 +308,14 @@ class _PageHTML:
         self._heading: str | None = None
         self._hidden = 0  # depth inside _HTML_HIDDEN tags
         self._text: list[str] = []
-        self._containers: list[str] = []  # kinds of the open _HTML_CONTAINERS, innermost last
+        self._containers: list[tuple[str, str]] = []  # (tag, kind) of open containers, innermost last
+        # libxml2 closes a heading before a <p> inside it (<h3><p>Frage</p></h3>): that <p> is the heading.
+        self._empty_heading = False
         self._rows: list[list[str]] | None = None  # the open table's rows
         self._cell: list[str] | None = None
+        self._colspan = 1  # columns the open cell spans
+        self._next_colspan = 1  # ... and the cell being opened
+        self._in_row = False
         self._nested = 0  # tables inside the open table's cells: their text joins that cell
 
     def read(self, html: str) -> None:
@@ -313,12 +323,17 @@ class _PageHTML:
         from lxml import etree
         from lxml import html as lxml_html
 
-        html = _XML_DECLARATION.sub("", html, count=1)  # lxml refuses a str that declares an encoding
         if not html.strip():
             return
-        parser = lxml_html.HTMLParser(remove_comments=True, remove_pis=True, no_network=True)
+        # Bytes with the encoding given: a str that declares an encoding is refused, and a <meta
+        # charset> must not re-decode text that is already decoded. huge_tree: a text node over 10 MB
+        # (an inline image) or nesting deeper than 256 would otherwise silently end the page there.
+        data = _HTML_END.sub("", html).encode("utf-8", "replace")
+        parser = lxml_html.HTMLParser(
+            encoding="utf-8", remove_comments=True, remove_pis=True, no_network=True, huge_tree=True
+        )
         try:
-            root = lxml_html.document_fromstring(html, parser=parser)
+            root = lxml_html.document_fromstring(data, parser=parser)
         except etree.ParserError:  # nothing but markup without content
             return
         title = root.find("head/title")
@@ -327,6 +342,9 @@ class _PageHTML:
         for event, node in etree.iterwalk(root, events=("start", "end")):
             tag = node.tag.lower() if isinstance(node.tag, str) else ""
             if event == "start":
+                if tag in ("td", "th"):
+                    span = str(node.get("colspan") or "1").strip()
+                    self._next_colspan = min(int(span), _MAX_COLSPAN) if span.isdigit() and int(span) > 0 else 1
                 self._start(tag)
                 if node.text:
                     self._data(node.text)
@@ -342,13 +360,14 @@ class _PageHTML:
         if tag in _HTML_HIDDEN or self._hidden:
             self._hidden += 1
             return
+        empty_heading, self._empty_heading = self._empty_heading, False
         if tag == "br":
             self._data(_HTML_BREAK)
         elif self._rows is not None:
             self._table_tag(tag, start=True)
-        elif tag in _HTML_CONTAINERS:
+        elif tag in _HTML_CONTAINERS or (tag == "p" and empty_heading):
             self._flush()
-            self._containers.append(_HTML_CONTAINERS[tag])
+            self._containers.append((tag, _HTML_CONTAINERS.get(tag, "title")))
         elif tag == "table":
             self._flush()
             self._rows = []
@@ -361,21 +380,28 @@ class _PageHTML:
             return
         if self._rows is not None:
             self._table_tag(tag, start=False)
-        elif tag in _HTML_CONTAINERS:
+        elif self._containers and self._containers[-1][0] == tag:
+            count = len(self.elements)
             self._flush()
             self._containers.pop()
+            self._empty_heading = tag in _HTML_HEADINGS and len(self.elements) == count
         elif tag in _HTML_BLOCKS:
             self._flush()
 
     def _data(self, data: str) -> None:
         if self._hidden:
             return
+        if data.strip():
+            self._empty_heading = False
         if self._rows is None:
             self._text.append(data)
         elif self._cell is not None:
             self._cell.append(data)
-        elif data.strip(_HTML_BREAK + " \t\r\n"):  # text outside any cell is a cell of its own
-            self._cell = [data]
+        elif data.strip(_HTML_BREAK + " \t\r\n"):
+            if self._in_row:  # text between a row's cells is a cell of its own
+                self._cell, self._colspan = [data], 1
+            else:  # text between rows, a row of its own
+                self._rows.append([" ".join(data.split())])
 
     def _table_tag(self, tag: str, *, start: bool) -> None:
         """A tag inside an open table: rows and cells, nested tables, any other tag as a space."""
@@ -389,32 +415,37 @@ class _PageHTML:
             return
         if self._nested or tag not in ("tr", "td", "th"):
             if self._cell is not None:
+                # Every tag separates words in a cell, as in unstructured: pages put alternatives in
+                # adjacent spans ("<span>Befehl</span><span>Strg</span>") more often than parts of a word.
                 self._cell.append(" ")
             return
         self._end_cell()
-        if start and tag == "tr":
-            assert self._rows is not None
-            self._rows.append([])
+        if tag == "tr":
+            self._in_row = start
+            if start:
+                assert self._rows is not None
+                self._rows.append([])
         elif start:
-            self._cell = []
+            self._cell, self._colspan = [], self._next_colspan
 
     def _end_cell(self) -> None:
         if self._cell is not None and self._rows is not None:
             if not self._rows:
                 self._rows.append([])
-            self._rows[-1].append(" ".join("".join(self._cell).split()))
-        self._cell = None
+            # A spanning cell fills each column it spans, so the cells after it keep their headers.
+            self._rows[-1].extend([" ".join("".join(self._cell).split())] * self._colspan)
+        self._cell, self._colspan = None, 1
 
     def _end_table(self) -> None:
         self._end_cell()
-        rows, self._rows, self._nested = self._rows or [], None, 0
+        rows, self._rows, self._nested, self._in_row = self._rows or [], None, 0, False
         text = "\n".join(_row_texts(rows))
         if text:
             self.elements.append(Element(text, "table", None, self._heading))
 
     def _flush(self) -> None:
         raw, self._text = "".join(self._text), []
-        kind = self._containers[-1] if self._containers else "text"
+        kind = self._containers[-1][1] if self._containers else "text"
         if kind == "code":
             text = _normalize_code(raw.replace(_HTML_BREAK, "\n"))
         else:

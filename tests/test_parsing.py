@@ -195,8 +195,10 @@ def test_html_without_headings_takes_its_title_element_as_title(tmp_path: Path) 
          "<tr><td>4</td><td/><td>6</td></tr></table>",
          [("table", "A: 1; B: 2\nA: 4; C: 6", None)]),
         # a header row with no rows under it is kept
+        ("<table><tr><th>Kopf</th></tr><tr><th>A</th><th>B</th></tr></table>", [("table", "Kopf\nA; B", None)]),
+        # a heading cell spanning two columns labels both
         ("<table><tr><th colspan=2>Kopf</th></tr><tr><td>x</td><td>y</td></tr></table>",
-         [("table", "Kopf\nx; y", None)]),
+         [("table", "Kopf: x; Kopf: y", None)]),
         # text after </pre> is not code; a list item's paragraphs are the list item
         ("<div><pre>def f():\n    return 1</pre>Danach</div><ul><li><p>Punkt eins</p><p>weiter</p></li></ul>",
          [("code", "def f():\n    return 1", None), ("text", "Danach", None),
@@ -207,6 +209,19 @@ def test_html_without_headings_takes_its_title_element_as_title(tmp_path: Path) 
          [("title", "Eigentlicher Titel", "Eigentlicher Titel"), ("text", "Text", "Eigentlicher Titel")]),
         ("", []),
         ('<?xml version="1.0" encoding="UTF-8"?><html><body><p>XHTML</p></body></html>', [("text", "XHTML", None)]),
+        # a second (or unterminated) XML declaration, a lone surrogate, a <meta charset> that disagrees
+        ('<?xml version="1.0" encoding="utf-8"?><?xml version="1.0" encoding="utf-8"?><p>x</p>', [("text", "x", None)]),
+        ('<meta charset="iso-8859-1"><p>Grüße\ud800</p><p>c</p>', [("text", "Grüße?", None), ("text", "c", None)]),
+        # two pages pasted together: text after </html> is kept
+        ("<p>a</p></html><p>b</p>", [("text", "a", None), ("text", "b", None)]),
+        # libxml2 closes <h3> before a <p> inside it; that paragraph is still the heading
+        ("<h3><p>Frage?</p></h3><p>Antwort</p>", [("title", "Frage?", "Frage?"), ("text", "Antwort", "Frage?")]),
+        # tags inside cells separate words; text between rows is a row; colspan keeps the columns
+        ("<table><tr><th>A</th><th>B</th><th>C</th></tr>Zwischentext<tr><td><span>Befehl</span><span>Strg</span>"
+         "</td><td>H<sub>2</sub>O</td><td>x</td></tr><tr><td colspan=2>breit</td><td>z</td></tr></table>",
+         [("table", "Zwischentext\nA: Befehl Strg; B: H 2 O; C: x\nA: breit; B: breit; C: z", None)]),
+        ("<fieldset><legend>Leg</legend>inner</fieldset><noframes><p>alt</p></noframes>",
+         [("text", "Leg", None), ("text", "inner", None)]),
     ],
 )
 def test_html_that_pages_really_contain_is_read_as_a_browser_would(
@@ -218,6 +233,17 @@ def test_html_that_pages_really_contain_is_read_as_a_browser_would(
     page.read(html)
 
     assert [(e.kind, e.text, e.heading) for e in page.elements] == expected
+
+
+def test_a_huge_inline_image_or_deep_nesting_does_not_end_the_page_early() -> None:
+    from ingest.parsing import _PageHTML
+
+    page = _PageHTML()
+    page.read('<p>Kopf</p><img src="data:image/png;base64,' + "A" * 10_500_000 + '"><p>Danach</p>'
+              + "<p><font face=Arial>Absatz" * 400 + "<p>Ende")
+
+    texts = [e.text for e in page.elements]
+    assert texts[:2] == ["Kopf", "Danach"] and len(texts) == 403 and texts[-1] == "Ende"
 
 
 @pytest.mark.timeout(120)
