@@ -290,7 +290,14 @@ _HTML_CONTAINERS = {"li": "list", "pre": "code", **dict.fromkeys(_HTML_HEADINGS,
 _HTML_BREAK = "\u2028"
 # libxml2 ends the document at </html>: text after it (two pages pasted together) would be lost.
 _HTML_END = re.compile(r"</html\s*>", re.IGNORECASE)
-_MAX_COLSPAN = 100
+_MAX_SPAN = 100
+
+
+def _span(value: str | None) -> int:
+    """A ``colspan``/``rowspan`` attribute as a count (1 when missing or odd; at most ``_MAX_SPAN``)."""
+    value = (value or "").strip()
+    return min(int(value), _MAX_SPAN) if value.isdigit() and int(value) > 0 else 1
+
 
 
 class _PageHTML:
@@ -313,8 +320,11 @@ class _PageHTML:
         self._empty_heading = False
         self._rows: list[list[str]] | None = None  # the open table's rows
         self._cell: list[str] | None = None
-        self._colspan = 1  # columns the open cell spans
-        self._next_colspan = 1  # ... and the cell being opened
+        self._span = (1, 1)  # (columns, rows) the open cell spans
+        self._next_span = (1, 1)  # ... and the cell being opened
+        self._from_above: dict[int, tuple[str, int]] = {}  # column -> (text, rows left) of rowspans
+        self._foot: list[list[str]] = []  # <tfoot> rows, which come last whatever their place
+        self._in_foot = False
         self._in_row = False
         self._nested = 0  # tables inside the open table's cells: their text joins that cell
 
@@ -343,8 +353,7 @@ class _PageHTML:
             tag = node.tag.lower() if isinstance(node.tag, str) else ""
             if event == "start":
                 if tag in ("td", "th"):
-                    span = str(node.get("colspan") or "1").strip()
-                    self._next_colspan = min(int(span), _MAX_COLSPAN) if span.isdigit() and int(span) > 0 else 1
+                    self._next_span = (_span(node.get("colspan")), _span(node.get("rowspan")))
                 self._start(tag)
                 if node.text:
                     self._data(node.text)
@@ -413,6 +422,10 @@ class _PageHTML:
             else:
                 self._end_table()
             return
+        if tag == "tfoot" and not self._nested:
+            self._end_cell()
+            self._in_foot = start
+            return
         if self._nested or tag not in ("tr", "td", "th"):
             if self._cell is not None:
                 # Every tag separates words in a cell, as in unstructured: pages put alternatives in
@@ -421,24 +434,52 @@ class _PageHTML:
             return
         self._end_cell()
         if tag == "tr":
+            if not start:
+                self._fill_from_above()
             self._in_row = start
             if start:
-                assert self._rows is not None
-                self._rows.append([])
+                self._table_rows().append([])
         elif start:
-            self._cell, self._colspan = [], self._next_colspan
+            self._cell, self._span = [], self._next_span
+
+    def _table_rows(self) -> list[list[str]]:
+        assert self._rows is not None
+        return self._foot if self._in_foot else self._rows
+
+    def _fill_from_above(self) -> None:
+        """Put the cells of rowspans from rows above into the current row, where their columns come."""
+        rows = self._table_rows()
+        if not rows:
+            return
+        row = rows[-1]
+        while len(row) in self._from_above:
+            text, left = self._from_above.pop(len(row))
+            if left > 1:
+                self._from_above[len(row)] = (text, left - 1)
+            row.append(text)
 
     def _end_cell(self) -> None:
         if self._cell is not None and self._rows is not None:
-            if not self._rows:
-                self._rows.append([])
-            # A spanning cell fills each column it spans, so the cells after it keep their headers.
-            self._rows[-1].extend([" ".join("".join(self._cell).split())] * self._colspan)
-        self._cell, self._colspan = None, 1
+            rows = self._table_rows()
+            if not rows:
+                rows.append([])
+            self._fill_from_above()
+            text = " ".join("".join(self._cell).split())
+            columns, span_rows = self._span
+            # A spanning cell fills each column (and row) it spans, so the cells after it keep their
+            # headers.
+            if span_rows > 1:
+                for column in range(len(rows[-1]), len(rows[-1]) + columns):
+                    self._from_above[column] = (text, span_rows - 1)
+            rows[-1].extend([text] * columns)
+        self._cell, self._span = None, (1, 1)
 
     def _end_table(self) -> None:
         self._end_cell()
-        rows, self._rows, self._nested, self._in_row = self._rows or [], None, 0, False
+        self._fill_from_above()
+        rows = (self._rows or []) + self._foot
+        self._rows, self._nested, self._in_row, self._in_foot = None, 0, False, False
+        self._foot, self._from_above = [], {}
         text = "\n".join(_row_texts(rows))
         if text:
             self.elements.append(Element(text, "table", None, self._heading))

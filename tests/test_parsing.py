@@ -220,6 +220,12 @@ def test_html_without_headings_takes_its_title_element_as_title(tmp_path: Path) 
         ("<table><tr><th>A</th><th>B</th><th>C</th></tr>Zwischentext<tr><td><span>Befehl</span><span>Strg</span>"
          "</td><td>H<sub>2</sub>O</td><td>x</td></tr><tr><td colspan=2>breit</td><td>z</td></tr></table>",
          [("table", "Zwischentext\nA: Befehl Strg; B: H 2 O; C: x\nA: breit; B: breit; C: z", None)]),
+        # rowspan repeats a cell down its column; <tfoot> rows come last wherever they are written
+        ("<table><tfoot><tr><td>Summe</td><td>-</td><td>12</td></tr></tfoot><tr><th>Tag</th><th>Zeit</th>"
+         "<th>Raum</th></tr><tr><td rowspan=2>Montag</td><td>9</td><td>A</td></tr><tr><td>14</td><td>B</td></tr>"
+         "</table>",
+         [("table", "Tag: Montag; Zeit: 9; Raum: A\nTag: Montag; Zeit: 14; Raum: B\nTag: Summe; Zeit: -; Raum: 12",
+           None)]),
         ("<fieldset><legend>Leg</legend>inner</fieldset><noframes><p>alt</p></noframes>",
          [("text", "Leg", None), ("text", "inner", None)]),
     ],
