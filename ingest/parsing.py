@@ -152,9 +152,14 @@ _BULLET = re.compile(r"^\s*(?:[-*+•◦▪‣–]|\d{1,3}[.)]|[a-zA-Z][.)]|\(\d
 _SYMBOL_BULLET = re.compile(r"^\s*[-*+•◦▪‣–]\s+")
 
 
+def _canonical(text: str) -> str:
+    """NFC, no soft hyphens, ``\n`` line breaks."""
+    return unicodedata.normalize("NFC", text).replace("\u00ad", "").replace("\r\n", "\n").replace("\r", "\n")
+
+
 def _normalize(text: str) -> str:
     """NFC, no control characters or soft hyphens, single spaces, no blank lines inside."""
-    text = unicodedata.normalize("NFC", text).replace("\u00ad", "").replace("\r\n", "\n").replace("\r", "\n")
+    text = _canonical(text)
     lines = (_SPACES.sub(" ", _CONTROL.sub(" ", line)).strip() for line in text.split("\n"))
     return "\n".join(line for line in lines if line)
 
@@ -299,7 +304,6 @@ def _span(value: str | None) -> int:
     return min(int(value), _MAX_SPAN) if value.isdigit() and int(value) > 0 else 1
 
 
-
 class _PageHTML:
     """An HTML page as elements: headings as titles, list items, tables (row by row), ``<pre>`` as code,
     every other run of text up to a block boundary as one paragraph.
@@ -361,8 +365,6 @@ class _PageHTML:
                 self._end(tag)
                 if node.tail:
                     self._data(node.tail)
-        if self._rows is not None:
-            self._end_table()
         self._flush()
 
     def _start(self, tag: str) -> None:
@@ -408,7 +410,7 @@ class _PageHTML:
             self._cell.append(data)
         elif data.strip(_HTML_BREAK + " \t\r\n"):
             if self._in_row:  # text between a row's cells is a cell of its own
-                self._cell, self._colspan = [data], 1
+                self._cell = [data]
             else:  # text between rows, a row of its own
                 self._rows.append([" ".join(data.split())])
 
@@ -503,8 +505,7 @@ class _PageHTML:
 
 def _normalize_code(text: str) -> str:
     """Like :func:`_normalize` but keeping each line's indentation (code, ``<pre>`` blocks)."""
-    text = unicodedata.normalize("NFC", text).replace("\u00ad", "").replace("\r\n", "\n").replace("\r", "\n")
-    lines = [_CONTROL.sub(" ", line).rstrip() for line in text.split("\n")]
+    lines = [_CONTROL.sub(" ", line).rstrip() for line in _canonical(text).split("\n")]
     while lines and not lines[0].strip():
         lines.pop(0)
     return "\n".join(lines).rstrip()
