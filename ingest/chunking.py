@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from ingest.parsing import Element, ParsedDocument
@@ -48,14 +48,12 @@ class _Block:
 
 
 class _Counter:
-    """Counts tokens of full-text spans; ``overhead`` is what every call adds (special tokens, prefixes)."""
+    """Counts tokens of spans of ``text``; ``overhead`` is what every call adds (special tokens, prefixes)."""
 
-    def __init__(self, count_tokens: Callable[[str], int], text: str) -> None:
+    def __init__(self, count_tokens: Callable[[str], int], text: str, overhead: int) -> None:
         self._count = count_tokens
         self.text = text
-        # What one call adds besides the text itself, measured on a join because some tokenizers count
-        # an empty string differently from any real text.
-        self.overhead = 2 * count_tokens("Text") - count_tokens("Text" + SEPARATOR + "Text")
+        self.overhead = overhead
 
     def total(self, start: int, end: int) -> int:
         return self._count(self.text[start:end])
@@ -82,60 +80,77 @@ def chunk_document(
     Raises:
         ValueError: ``max_tokens`` leaves no room for text after what ``count_tokens`` adds to any text.
     """
-    blocks, full_text = _layout(doc.elements)
-    counter = _Counter(count_tokens, full_text)
-    budget = max_tokens - counter.overhead
-    if budget < 1:
-        raise ValueError(
-            f"max_tokens={max_tokens} leaves no room for text (the tokenizer adds {counter.overhead})"
-        )
-    chunks: list[tuple[int, int, str | None]] = []
-    for section, section_blocks in _sections(blocks):
-        packer = _SectionPacker(counter, budget, max(0, overlap_tokens))
-        for start, end in packer.pack(section_blocks):
-            for piece in _enforce_limit(counter, start, end, max_tokens):
-                chunks.append((*piece, section))
-    starts = [b.start for b in blocks]
-    drafts = []
-    for start, end, section in chunks:
-        page, page_end = _pages(blocks, starts, start, end)
-        drafts.append(ChunkDraft(full_text[start:end], start, end, page, page_end, section))
-    return full_text, drafts
+    chunker = Chunker(count_tokens, max_tokens, overlap_tokens)
+    drafts = chunker.add(doc.elements) + chunker.finish()
+    return SEPARATOR.join(e.text for e in doc.elements if e.text.strip()), drafts
 
 
-def _layout(elements: Sequence[Element]) -> tuple[list[_Block], str]:
-    blocks: list[_Block] = []
-    parts: list[str] = []
-    offset = 0
-    for element in elements:
-        if not element.text.strip():
-            continue
-        if parts:
-            offset += len(SEPARATOR)
-        blocks.append(_Block(element, offset, offset + len(element.text)))
-        parts.append(element.text)
-        offset += len(element.text)
-    return blocks, SEPARATOR.join(parts)
+class Chunker:
+    """:func:`chunk_document` for a document that arrives in parts (see ``ingest.parsing.stream_file``).
 
+    :meth:`add` takes the next elements and returns the chunks of the sections they closed; :meth:`finish`
+    returns the rest. The chunks are exactly those of :func:`chunk_document` on all the elements, with
+    offsets into the whole document's text; only the open section is held.
 
-def _sections(blocks: Sequence[_Block]) -> Iterator[tuple[str | None, list[_Block]]]:
-    """Runs of blocks under one heading; consecutive titles open a single section.
-
-    A section's heading is the heading of its first non-title block (its last title's text).
+    Raises:
+        ValueError: (on creation) ``max_tokens`` leaves no room for text after what ``count_tokens`` adds.
     """
-    current: list[_Block] = []
-    heading: str | None = None
-    has_body = False
-    for block in blocks:
-        is_title = block.element.kind == "title"
-        if has_body and (is_title or block.element.heading != heading):
-            yield heading, current
-            current, has_body = [], False
-        current.append(block)
-        if not is_title and not has_body:
-            heading, has_body = block.element.heading, True
-    if current:
-        yield (heading if has_body else current[-1].element.heading), current
+
+    def __init__(self, count_tokens: Callable[[str], int], max_tokens: int, overlap_tokens: int) -> None:
+        # What one call adds besides the text itself, measured on a join because some tokenizers count
+        # an empty string differently from any real text.
+        self._overhead = 2 * count_tokens("Text") - count_tokens("Text" + SEPARATOR + "Text")
+        self._budget = max_tokens - self._overhead
+        if self._budget < 1:
+            raise ValueError(
+                f"max_tokens={max_tokens} leaves no room for text (the tokenizer adds {self._overhead})"
+            )
+        self._count = count_tokens
+        self._max_tokens = max_tokens
+        self._overlap = max(0, overlap_tokens)
+        self._offset = 0  # length of the document's text so far
+        self._section: list[_Block] = []
+        self._heading: str | None = None
+        self._has_body = False
+
+    def add(self, elements: Iterable[Element]) -> list[ChunkDraft]:
+        """Take the next elements; returns the chunks of the sections that are now complete."""
+        drafts: list[ChunkDraft] = []
+        for element in elements:
+            if not element.text.strip():
+                continue
+            start = self._offset + (len(SEPARATOR) if self._offset or self._section else 0)
+            block = _Block(element, start, start + len(element.text))
+            self._offset = block.end
+            is_title = element.kind == "title"
+            # Sections: consecutive titles open one; a section's heading is its first non-title block's.
+            if self._has_body and (is_title or element.heading != self._heading):
+                drafts += self._pack(self._heading)
+            self._section.append(block)
+            if not is_title and not self._has_body:
+                self._heading, self._has_body = element.heading, True
+        return drafts
+
+    def finish(self) -> list[ChunkDraft]:
+        """The chunks of the last section (the document has ended)."""
+        if not self._section:
+            return []
+        return self._pack(self._heading if self._has_body else self._section[-1].element.heading)
+
+    def _pack(self, heading: str | None) -> list[ChunkDraft]:
+        blocks, self._section, self._has_body = self._section, [], False
+        base = blocks[0].start
+        # The section's own text: chunks never cross a section, so offsets within it shift by ``base``.
+        local = [_Block(b.element, b.start - base, b.end - base) for b in blocks]
+        counter = _Counter(self._count, SEPARATOR.join(b.element.text for b in blocks), self._overhead)
+        packer = _SectionPacker(counter, self._budget, self._overlap)
+        starts = [b.start for b in local]
+        drafts = []
+        for start, end in packer.pack(local):
+            for s, e in _enforce_limit(counter, start, end, self._max_tokens):
+                page, page_end = _pages(local, starts, s, e)
+                drafts.append(ChunkDraft(counter.text[s:e], base + s, base + e, page, page_end, heading))
+        return drafts
 
 
 class _SectionPacker:

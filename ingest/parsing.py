@@ -12,12 +12,13 @@ import csv
 import datetime as dt
 import email
 import io
+import itertools
 import os
 import re
 import unicodedata
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from email import policy
 from email.message import EmailMessage
 from html.parser import HTMLParser
@@ -104,38 +105,81 @@ def parse_file(
         DocumentError: the type is unsupported, the file is empty, damaged, password-protected, has no
             text layer, or no text could be found. ``reason`` is plain words.
     """
+    return merge_parts(stream_file(path, max_pdf_pages=max_pdf_pages, ocr_languages=ocr_languages))
+
+
+def stream_file(
+    path: Path, *, max_pdf_pages: int | None = None, ocr_languages: str | None = None
+) -> Iterator[ParsedDocument]:
+    """:func:`parse_file` in parts, so that a large file's first pages can be chunked and embedded while
+    the rest is still being read.
+
+    PDFs and images come page by page, each page as soon as it is final (a PDF page waits for the
+    ``_RUNNING_WINDOW`` pages after it, whose edges show its running headers), then a last part without
+    elements; other files come as one part. Each part holds the next elements; the last part's ``title``
+    and ``metadata`` are the document's (earlier parts carry the file stem and none). :func:`merge_parts`
+    joins them.
+
+    Raises:
+        DocumentError: as :func:`parse_file`, possibly after some parts were yielded; those parts are
+            then not a document and must be dropped.
+    """
     path = Path(path)
     kind = SUPPORTED_KINDS.get(path.suffix.lower())
     if kind is None:
         raise DocumentError(str(path), f"unsupported file type '{path.suffix or path.name}'")
+
+    def part(elements: list[Element], parsed: _Parsed | None = None) -> ParsedDocument:
+        title = " ".join(((parsed.title if parsed else None) or "").split()) or path.stem
+        return ParsedDocument(
+            path=path, title=title, kind=kind, page_label=_PAGE_LABELS.get(kind, "page"), elements=elements,
+            metadata=parsed.metadata if parsed else {},
+        )
+
+    found = False
     try:
         if path.stat().st_size == 0:
             raise DocumentError(str(path), "the file is empty")
         if kind == "pdf" and max_pdf_pages is not None:
             _check_pdf_pages(path, max_pdf_pages)
-        if kind == "pdf":
-            parsed = _parse_pdf(path, ocr_languages)
-        elif kind == "image":
-            parsed = _parse_image(path, ocr_languages)
-        else:
+        if kind not in ("pdf", "image"):
             parsed = _PARSERS[kind](path)
+            elements = [e for e in parsed.elements if e.text.strip()]
+            if not elements:
+                raise DocumentError(str(path), "no text found")
+            yield part(elements, parsed)
+            return
+        last = _Parsed([])
+        for last in _stream_pdf(path, ocr_languages) if kind == "pdf" else _stream_image(path, ocr_languages):
+            elements = [e for e in last.elements if e.text.strip()]
+            if elements:
+                found = True
+                yield part(elements)
     except DocumentError:
         raise
     except OSError as e:
         raise DocumentError(str(path), f"cannot read the file ({e.strerror or type(e).__name__})") from e
     except Exception as e:
         raise DocumentError(str(path), f"damaged or unreadable {kind.upper()} file ({_describe(e)})") from e
-    elements = [e for e in parsed.elements if e.text.strip()]
-    if not elements:
+    if not found:
         raise DocumentError(str(path), "no text found")
-    return ParsedDocument(
-        path=path,
-        title=" ".join((parsed.title or "").split()) or path.stem,
-        kind=kind,
-        page_label=_PAGE_LABELS.get(kind, "page"),
-        elements=elements,
-        metadata=parsed.metadata,
-    )
+    yield part([], last)
+
+
+def merge_parts(parts: Iterable[ParsedDocument]) -> ParsedDocument:
+    """One document from the parts :func:`stream_file` yields: their elements in order, the last part's
+    title and metadata.
+
+    Raises:
+        ValueError: there are no parts.
+    """
+    elements: list[Element] = []
+    last: ParsedDocument | None = None
+    for last in parts:
+        elements.extend(last.elements)
+    if last is None:
+        raise ValueError("no parts to merge")
+    return replace(last, elements=elements)
 
 
 def _describe(error: Exception) -> str:
@@ -550,7 +594,8 @@ def _check_pdf_pages(path: Path, limit: int) -> None:
         pdf.close()
 
 
-def _parse_pdf(path: Path, ocr_languages: str | None = None) -> _Parsed:
+def _stream_pdf(path: Path, ocr_languages: str | None = None) -> Iterator[_Parsed]:
+    """A PDF's elements page by page (see :func:`stream_file`); the last part has the title and metadata."""
     import pypdfium2 as pdfium
 
     try:
@@ -559,11 +604,22 @@ def _parse_pdf(path: Path, ocr_languages: str | None = None) -> _Parsed:
         if "password" in str(e).lower():
             raise DocumentError(str(path), "password-protected PDF") from e
         raise DocumentError(str(path), "damaged PDF (it cannot be opened)") from e
+    running, layout = _RunningLines(), _PdfLayout()
+    first_title: str | None = None
+    scanned: list[int] = []
+    any_lines = False
+
+    def elements_of(pages: list[list[_PdfLine]]) -> list[Element]:
+        nonlocal first_title
+        elements = [e for lines in pages for e in layout.page(lines)]
+        if first_title is None:
+            first_title = next((e.text for e in elements if e.kind == "title" and e.page == 1), None)
+        return elements
+
     try:
         info = pdf.get_metadata_dict(skip_empty=True)
-        pages: list[list[_PdfLine]] = []
-        scanned: list[int] = []
-        for index in range(len(pdf)):
+        count = len(pdf)
+        for index in range(count):
             page = pdf[index]
             try:
                 textpage = page.get_textpage()
@@ -575,27 +631,28 @@ def _parse_pdf(path: Path, ocr_languages: str | None = None) -> _Parsed:
                     scanned.append(index + 1)
                     if ocr_languages:
                         lines = _pdf_lines(_ocr_pdf_page(page, ocr_languages, f"{path} (page {index + 1})"))
-                pages.append(lines)
             finally:
                 page.close()
+            any_lines = any_lines or bool(lines)
+            ready = running.add(lines)
+            if ready:
+                yield _Parsed(elements_of(ready))
     finally:
         pdf.close()
-    if not pages:
+    if not count:
         raise DocumentError(str(path), "the PDF has no pages")
-    if not any(pages):
+    if not any_lines:
         if scanned and not ocr_languages:
             raise DocumentError(str(path), "scanned pages without a text layer, and OCR is disabled")
         raise DocumentError(str(path), "no text found (not even by OCR)" if scanned else "no text found")
-    _drop_running_lines(pages)
-    elements = _pdf_elements(pages)
+    elements = elements_of(running.finish())
     metadata = {k.lower(): str(v).strip() for k, v in info.items() if k in ("Author", "Subject", "Keywords")}
     if scanned:
         metadata["ocr_pages" if ocr_languages else "pages_without_text"] = _page_list(scanned)
     title = str(info.get("Title", "")).strip()
     if not _is_real_title(title):
-        first = next((e for e in elements if e.kind == "title" and e.page == 1), None)
-        title = first.text if first else ""
-    return _Parsed(elements, title, {k: v for k, v in metadata.items() if v})
+        title = first_title or ""
+    yield _Parsed(elements, title, {k: v for k, v in metadata.items() if v})
 
 
 def _ocr_pdf_page(page: Any, languages: str, where: str) -> str:
@@ -625,19 +682,19 @@ def _page_list(pages: Sequence[int]) -> str:
     return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in spans)
 
 
-def _parse_image(path: Path, ocr_languages: str | None) -> _Parsed:
-    """An image file (scan or photo of a document): each frame is a page, read by OCR."""
+def _stream_image(path: Path, ocr_languages: str | None) -> Iterator[_Parsed]:
+    """An image file (scan or photo of a document): each frame is a page, read by OCR, yielded when read."""
     from ingest.ocr import image_pages, recognise
 
     if not ocr_languages:
         raise DocumentError(str(path), "an image needs OCR, and OCR is disabled")
-    pages = [
-        _pdf_lines(recognise(image, ocr_languages, f"{path} (page {n})"))
-        for n, image in enumerate(image_pages(path), start=1)
-    ]
-    if not any(pages):
+    layout = _PdfLayout()
+    pages = 0
+    for pages, image in enumerate(image_pages(path), start=1):
+        yield _Parsed(layout.page(_pdf_lines(recognise(image, ocr_languages, f"{path} (page {pages})"))))
+    if not layout.found:
         raise DocumentError(str(path), "no text found (not even by OCR)")
-    return _Parsed(_pdf_elements(pages), None, {"ocr_pages": _page_list(range(1, len(pages) + 1))})
+    yield _Parsed([], None, {"ocr_pages": _page_list(range(1, pages + 1))})
 
 
 def _pdf_lines(raw: str) -> list[_PdfLine]:
@@ -665,58 +722,107 @@ def _line_width(lines: Sequence[_PdfLine]) -> int:
     return lengths[int(0.9 * (len(lengths) - 1))] if lengths else 0
 
 
-def _drop_running_lines(pages: list[list[_PdfLine]]) -> None:
-    """Remove running headers/footers and bare page numbers from the top and bottom of each page."""
+# Pages on each side of a page whose top and bottom lines are compared with its own: running headers that
+# change with the chapter are found, and a page is final after this many more pages (bounded memory).
+_RUNNING_WINDOW = 16
+_EDGE_LINES = 3
 
-    def key(line: _PdfLine) -> str:
-        return re.sub(r"\d+", "#", line.text.lower())
 
-    edge = 3
-    counts: Counter[str] = Counter()
-    for lines in pages:
-        counts.update({key(line) for line in lines[:edge] + lines[-edge:]})
-    threshold = max(3, (len(pages) + 1) // 2)
-    for lines in pages:
+def _edge_key(line: _PdfLine) -> str:
+    return re.sub(r"\d+", "#", line.text.lower())
+
+
+class _RunningLines:
+    """Removes running headers/footers and bare page numbers from the top and bottom of each page.
+
+    A line among a page's first or last ``_EDGE_LINES`` is running when (digits aside) it is at an edge of
+    at least half the pages (and at least 3) within ``_RUNNING_WINDOW`` pages before and after; for a
+    document of up to ``_RUNNING_WINDOW + 1`` pages that window is the whole document.
+    """
+
+    def __init__(self) -> None:
+        self._keys: deque[frozenset[str]] = deque()  # of the pages from index ``_first`` on
+        self._first = 0
+        self._waiting: deque[tuple[int, list[_PdfLine]]] = deque()
+        self._seen = 0
+
+    def add(self, lines: list[_PdfLine]) -> list[list[_PdfLine]]:
+        """Take the next page; returns the pages that are now final, in order."""
+        self._keys.append(frozenset(_edge_key(line) for line in lines[:_EDGE_LINES] + lines[-_EDGE_LINES:]))
+        self._waiting.append((self._seen, lines))
+        self._seen += 1
+        ready = []
+        while self._waiting and self._waiting[0][0] + _RUNNING_WINDOW < self._seen:
+            ready.append(self._release())
+        return ready
+
+    def finish(self) -> list[list[_PdfLine]]:
+        """The pages still waiting (the document has ended)."""
+        return [self._release() for _ in range(len(self._waiting))]
+
+    def _release(self) -> list[_PdfLine]:
+        index, lines = self._waiting.popleft()
+        low, high = max(0, index - _RUNNING_WINDOW), min(self._seen, index + _RUNNING_WINDOW + 1)
+        window = list(itertools.islice(self._keys, low - self._first, high - self._first))
+        threshold = max(3, (len(window) + 1) // 2)
         keep = []
         for i, line in enumerate(lines):
-            at_edge = i < edge or i >= len(lines) - edge
-            if at_edge and (counts[key(line)] >= threshold or _PAGE_NUMBER.fullmatch(line.text)):
-                continue
+            if i < _EDGE_LINES or i >= len(lines) - _EDGE_LINES:
+                key = _edge_key(line)
+                if sum(key in keys for keys in window) >= threshold or _PAGE_NUMBER.fullmatch(line.text):
+                    continue
             keep.append(line)
-        lines[:] = keep
+        while self._first < index + 1 - _RUNNING_WINDOW:  # no later page's window reaches back this far
+            self._keys.popleft()
+            self._first += 1
+        return keep
 
 
-def _pdf_elements(pages: list[list[_PdfLine]]) -> list[Element]:
-    elements: list[Element] = []
-    heading: str | None = None
-    closed = True  # whether the previous line ended a paragraph, across page breaks too
-    sentence_end = True  # whether the previous line ended a sentence (a heading may follow a full line)
-    for number, lines in enumerate(pages, start=1):
+class _PdfLayout:
+    """Paragraphs, list items and headings from the lines of one page after another.
+
+    Whether the previous line ended a paragraph or a sentence, and the current heading, carry over
+    page breaks; a paragraph does not.
+    """
+
+    def __init__(self) -> None:
+        self.heading: str | None = None
+        self.closed = True  # whether the previous line ended a paragraph, across page breaks too
+        self.sentence_end = True  # whether the previous line ended a sentence (a heading may follow a full line)
+        self.number = 0
+        self.found = False  # whether any page had an element
+
+    def page(self, lines: Sequence[_PdfLine]) -> list[Element]:
+        """The elements of the next page."""
+        self.number += 1
+        number = self.number
+        elements: list[Element] = []
         width = _line_width(lines)
         paragraph: list[str] = []
         kind = "text"
         i = 0
         while i < len(lines):
             line = lines[i]
-            end = _pdf_heading_end(lines, i, width) if sentence_end else None
+            end = _pdf_heading_end(lines, i, width) if self.sentence_end else None
             starts_item = line.marker or bool(_BULLET.match(line.text))
-            if paragraph and (end is not None or closed or starts_item):
-                elements.append(Element(_join_pdf_lines(paragraph), kind, number, heading))
+            if paragraph and (end is not None or self.closed or starts_item):
+                elements.append(Element(_join_pdf_lines(paragraph), kind, number, self.heading))
                 paragraph = []
             if end is not None:
-                heading = " ".join(x.text for x in lines[i:end])
-                elements.append(Element(heading, "title", number, heading))
+                self.heading = " ".join(x.text for x in lines[i:end])
+                elements.append(Element(self.heading, "title", number, self.heading))
                 i = end
                 continue
             if not paragraph:
                 kind = "list" if starts_item else "text"
             paragraph.append(line.text)
-            sentence_end = line.text.endswith(_PDF_TERMINAL)
-            closed = sentence_end and line.tail < 0.85 * width
+            self.sentence_end = line.text.endswith(_PDF_TERMINAL)
+            self.closed = self.sentence_end and line.tail < 0.85 * width
             i += 1
         if paragraph:
-            elements.append(Element(_join_pdf_lines(paragraph), kind, number, heading))
-    return elements
+            elements.append(Element(_join_pdf_lines(paragraph), kind, number, self.heading))
+        self.found = self.found or bool(elements)
+        return elements
 
 
 def _pdf_heading_end(lines: Sequence[_PdfLine], i: int, width: int) -> int | None:
@@ -1096,7 +1202,6 @@ def _from_unstructured(raw: Iterable[Any], kind: str) -> list[Element]:
 
 
 _PARSERS: dict[str, Callable[[Path], _Parsed]] = {
-    "pdf": _parse_pdf,
     "md": _parse_markdown,
     "txt": _parse_text,
     "csv": _parse_csv,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import random
 from pathlib import Path
 
 import pytest
 
-from ingest.chunking import chunk_document
+from ingest.chunking import Chunker, chunk_document
 from ingest.parsing import Element, ParsedDocument, parse_file
 from rag.documents import ChunkDraft
 
@@ -273,3 +274,32 @@ def test_pdf_chunks_cite_the_pages_their_text_comes_from(e5_count_tokens) -> Non
     signature = next(c for c in chunks if "eigenhändig unterschreiben" in c.text)
     assert signature.page == 3
     assert signature.section == "Anlage 3 (Abtretungserklärung nach § 287 Abs. 2 InsO)"
+
+
+@pytest.mark.parametrize("name", ["hinweisblatt-verbraucherinsolvenz.pdf", "arbzg.md", "tzbfg-befristung.html"])
+@pytest.mark.parametrize(("max_tokens", "overlap"), [(300, 40), (40, 10)])
+def test_a_document_chunked_part_by_part_gives_the_chunks_of_the_whole(
+    name: str, max_tokens: int, overlap: int
+) -> None:
+    doc = parse_file(SAMPLES / name)
+    _, whole = chunk_document(doc, count_words, max_tokens, overlap)
+    rng = random.Random(name)
+
+    for _ in range(5):
+        chunker = Chunker(count_words, max_tokens, overlap)
+        chunks, rest = [], list(doc.elements)
+        while rest:
+            size = rng.randint(0, 9)  # empty parts too, as a PDF's last part is
+            chunks += chunker.add(rest[:size])
+            rest = rest[size:]
+        chunks += chunker.finish()
+        assert chunks == whole
+
+
+def test_a_chunker_returns_a_sections_chunks_once_the_next_section_begins() -> None:
+    chunker = Chunker(count_words, 100, 10)
+
+    assert chunker.add([_title("§ 1 Zweck"), _text("Erster Absatz.", "§ 1 Zweck")]) == []
+    closed = chunker.add([_title("§ 2 Dauer"), _text("Zweiter Absatz.", "§ 2 Dauer")])
+    assert [(c.text, c.section) for c in closed] == [("§ 1 Zweck\n\nErster Absatz.", "§ 1 Zweck")]
+    assert [(c.text, c.start) for c in chunker.finish()] == [("§ 2 Dauer\n\nZweiter Absatz.", 27)]

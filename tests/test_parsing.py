@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.parsing import SUPPORTED_KINDS, ParsedDocument, parse_file
+from ingest.parsing import SUPPORTED_KINDS, ParsedDocument, merge_parts, parse_file, stream_file
 from rag.errors import DocumentError
 
 SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "docs"
@@ -59,6 +59,49 @@ def test_pdf_text_is_cleaned_of_hyphenation_marks_and_running_headers(pdf_doc: P
     assert "außergerichtlichen Einigungsversuchs" in text
     assert "Seite 3 von 12" not in text
     assert not any(ch < " " and ch != "\n" for ch in text)
+
+
+@pytest.fixture(scope="module")
+def long_pdf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 12-page sample three times over: 36 pages under one running header."""
+    import pypdfium2 as pdfium
+
+    long = pdfium.PdfDocument.new()
+    for _ in range(3):
+        long.import_pages(pdfium.PdfDocument(str(PDF_SAMPLE)))
+    path = tmp_path_factory.mktemp("long") / "dreifach.pdf"
+    long.save(str(path))
+    return path
+
+
+def test_a_long_pdf_streams_page_by_page_once_the_pages_after_each_are_read(long_pdf: Path) -> None:
+    parts = list(stream_file(long_pdf))
+
+    pages = [sorted({e.page for e in p.elements}) for p in parts]
+    assert pages[0] == [1]  # released once pages 2-17 were read, whose edges tell its running header
+    assert len(parts) == 36 - 16 + 2  # pages 1-20 one by one, the last 16 at the end, then the title
+    assert [p for part in pages for p in part] == list(range(1, 37))  # each page once, in order
+    assert parts[-1].elements == [] and parts[-1].title != long_pdf.stem  # the last part carries the title
+    assert merge_parts(parts) == parse_file(long_pdf)
+
+
+def test_a_long_pdfs_running_headers_are_dropped_on_every_page_including_the_first_and_last(long_pdf: Path) -> None:
+    doc = parse_file(long_pdf)
+    text = "\n".join(e.text for e in doc.elements)
+
+    assert "Amtliche Fassung 7/2014" not in text and "Seite 3 von 12" not in text
+    assert {e.page for e in doc.elements} == set(range(1, 37))
+    assert [e.text for e in doc.elements if e.page and e.page > 24] == [
+        e.text for e in parse_file(PDF_SAMPLE).elements
+    ][: len([e for e in doc.elements if e.page and e.page > 24])]
+
+
+def test_a_short_document_comes_as_one_part_with_its_title(tmp_path: Path) -> None:
+    path = tmp_path / "regel.md"
+    path.write_text("# Urlaub\n\nDer Urlaub beträgt 24 Werktage.\n", encoding="utf-8")
+
+    (part,) = stream_file(path)
+    assert part.title == "Urlaub" and [e.text for e in part.elements] == ["Urlaub", "Der Urlaub beträgt 24 Werktage."]
 
 
 def test_pdf_headings_are_detected_and_used_as_title(pdf_doc: ParsedDocument) -> None:
