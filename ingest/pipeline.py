@@ -2,6 +2,8 @@
 
 One failing file is reported with its reason and never stops the batch. Changes are published as index
 generations every ``ingest.commit_every`` files and at the end, so a crash loses at most that batch.
+A file's parts (a PDF's pages) are chunked and embedded as the parser sends them; the file is committed
+whole, once its last part is embedded.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ import hashlib
 import itertools
 import logging
 import os
+import queue
 import sqlite3
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -23,9 +27,9 @@ from typing import TypeVar
 import numpy as np
 from tqdm import tqdm
 
-from ingest.chunking import chunk_document
-from ingest.parsing import ParsedDocument, parse_file
-from ingest.sandbox import Parser, SandboxedParser, SandboxLimits
+from ingest.chunking import Chunker
+from ingest.parsing import ParsedDocument, stream_file
+from ingest.sandbox import Parser, SandboxedParser, SandboxLimits, parts_of
 from ingest.validation import validate_file
 from rag.config import Settings
 from rag.documents import ChunkDraft, DocumentRecord
@@ -123,8 +127,9 @@ class Ingestor:
 
     Each file is validated (:func:`ingest.validation.validate_file`) and then parsed, in a child process
     with limits when ``ingest.sandbox`` is set. The next files are parsed while the current ones are
-    chunked and embedded, and chunks of consecutive small files are embedded in one batch, so the
-    embedder is kept busy. Call :meth:`close` (or use ``with``) to stop the parser process.
+    chunked and embedded, a large file's first pages are embedded while its later ones are parsed, and
+    chunks of consecutive small files are embedded in one batch, so the embedder is kept busy. Call
+    :meth:`close` (or use ``with``) to stop the parser process.
     """
 
     def __init__(
@@ -133,14 +138,14 @@ class Ingestor:
         embedder: Embedder,
         ledger: FileStates | None = None,
         *,
-        parser: Parser = parse_file,
+        parser: Parser = stream_file,
     ) -> None:
         self.settings = settings
         self.embedder = embedder
         self.ledger = ledger or FileStates(settings.state_path)
         ingest = settings.ingest
         self._sandbox = SandboxedParser(SandboxLimits.from_settings(ingest), parser) if ingest.sandbox else None
-        self._parser: Parser = self._sandbox.parse if self._sandbox else parser
+        self._parser: Parser = self._sandbox.stream if self._sandbox else parser
 
     def close(self) -> None:
         """Stop the parser child process, if any (the ingestor can still be used; it starts a new one)."""
@@ -153,28 +158,44 @@ class Ingestor:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _parse(self, work: _Work) -> tuple[ParsedDocument, float, float]:
-        """Validate and parse one file (runs in the parse thread); returns the document and the seconds
-        validation and parsing took."""
+    def _parse(self, work: _Work, parts: _Parts) -> None:
+        """Validate and parse one file (runs in the parse thread), passing its parts on as they come;
+        stops early when the consumer gives up on the file."""
         ingest = self.settings.ingest
         t0 = time.perf_counter()
-        validate_file(work.path, ingest, work.size)
-        t1 = time.perf_counter()
-        parsed = self._parser(
-            work.path, max_pdf_pages=ingest.max_pdf_pages, ocr_languages=ingest.ocr_languages if ingest.ocr else None
-        )
-        return parsed, t1 - t0, time.perf_counter() - t1
+        validated = parsed = t0
+        try:
+            validate_file(work.path, ingest, work.size)
+            validated = time.perf_counter()
+            stream = parts_of(self._parser(
+                work.path, max_pdf_pages=ingest.max_pdf_pages,
+                ocr_languages=ingest.ocr_languages if ingest.ocr else None,
+            ))
+            try:
+                for part in stream:
+                    parts.put(part)
+                    if parts.abandoned.is_set():
+                        break
+            finally:
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()  # an unfinished sandboxed stream ends its child
+            parsed = time.perf_counter()
+        except BaseException as e:
+            parts.end(validated - t0, time.perf_counter() - validated, e)
+            if not isinstance(e, Exception):
+                raise
+            return
+        parts.end(validated - t0, parsed - validated, None)
 
-    def _chunk(self, work: _Work, parsed: ParsedDocument, access: tuple[str, ...]) -> _Prepared:
-        _, chunks = chunk_document(
-            parsed,
-            self.embedder.count_tokens,
-            self.settings.chunking.max_tokens,
-            self.settings.chunking.overlap_tokens,
-        )
-        if not chunks:
-            raise DocumentError(str(work.path), "no text found")
-        record = DocumentRecord(
+    def _chunker(self) -> Chunker:
+        chunking = self.settings.chunking
+        return Chunker(self.embedder.count_tokens, chunking.max_tokens, chunking.overlap_tokens)
+
+    @staticmethod
+    def _record(work: _Work, parsed: ParsedDocument, access: tuple[str, ...]) -> DocumentRecord:
+        """The index's record of a parsed file (``parsed``: its last part, which has the title)."""
+        return DocumentRecord(
             doc_id=document_id(work.path),
             path=str(work.path),
             title=parsed.title or work.path.name,
@@ -185,8 +206,6 @@ class Ingestor:
             mtime=work.mtime,
             page_label=parsed.page_label,
         )
-        pages = max((e.page or 0 for e in parsed.elements), default=0) or 1
-        return _Prepared(work, record, chunks, pages)
 
     @staticmethod
     def _moves(
@@ -324,16 +343,52 @@ class _Work:
         return str(self.path)
 
 
+class _Parts:
+    """The parts of one file, passed from the parse thread to the thread that chunks and embeds.
+
+    Not bounded: a part is a few pages of text, and a parse that had to wait for the embedder would
+    use up its time limit (the sandbox counts wall time per file).
+    """
+
+    @dataclass(frozen=True)
+    class End:
+        validate_s: float
+        parse_s: float
+        error: BaseException | None
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[ParsedDocument | _Parts.End] = queue.SimpleQueue()
+        # Set by the consumer when the file failed: the parse stops at its next part.
+        self.abandoned = threading.Event()
+
+    def put(self, part: ParsedDocument) -> None:
+        self._queue.put(part)
+
+    def end(self, validate_s: float, parse_s: float, error: BaseException | None) -> None:
+        self._queue.put(_Parts.End(validate_s, parse_s, error))
+
+    def get(self) -> ParsedDocument | _Parts.End:
+        return self._queue.get()
+
+
 @dataclass
 class _Prepared:
-    """A parsed and chunked file waiting to be embedded."""
+    """A file being chunked and embedded, part by part; complete once ``record`` is set."""
 
     work: _Work
-    record: DocumentRecord
-    chunks: list[ChunkDraft]
-    pages: int
+    chunks: list[ChunkDraft] = field(default_factory=list)
+    record: DocumentRecord | None = None
+    pages: int = 0
+    # Vectors of ``chunks[:embedded]``, in blocks as they were embedded.
+    vectors: list[np.ndarray] = field(default_factory=list)
+    embedded: int = 0
     # Chunks whose vector was taken from the index or an identical chunk before it, not embedded.
     reused: int = 0
+
+    @property
+    def waiting(self) -> int:
+        """Chunks without a vector yet."""
+        return len(self.chunks) - self.embedded
 
 
 class _IndexWriteFailed(Exception):
@@ -368,6 +423,8 @@ class _Run:
         self.pending_files = 0
         self.buffer: list[_Prepared] = []
         self.buffered_chunks = 0
+        # Vectors embedded in this run whose chunks are not written yet, by text (reused like the index's).
+        self.fresh: dict[str, np.ndarray] = {}
         self.in_flight: list[_Work] = []
         # Report lengths at the last commit: what comes after is not published yet.
         self._published = self._marks()
@@ -485,48 +542,44 @@ class _Run:
         and writes; the parse itself runs in the sandbox process, so both run at once."""
         ingestor = self.ingestor
         upcoming = deque(todo)
-        futures: deque[tuple[_Work, Future[tuple[ParsedDocument, float, float]]]] = deque()
+        futures: deque[tuple[_Work, _Parts, Future[None]]] = deque()
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hauswissen-parse")
 
-        def parse(work: _Work) -> tuple[ParsedDocument, float, float]:
+        def parse(work: _Work, parts: _Parts) -> None:
             # "parsing" when the parse starts, not when it is queued: the ledger times each file from
             # here, and the ETA and the status page would otherwise count the queue as work.
             self.stage(work, "parsing")
             ingestor.embedder.reserve_cores(1)  # the parser's core, while it works
             try:
-                return ingestor._parse(work)
+                ingestor._parse(work, parts)
             finally:
                 ingestor.embedder.reserve_cores(0)
 
         def submit() -> None:
             nearest = [w.size for w in itertools.islice(upcoming, _PARSE_AHEAD)]
-            for _ in range(parse_ahead([w.size for w, _ in futures], nearest)):
+            for _ in range(parse_ahead([w.size for w, _, _ in futures], nearest)):
                 work = upcoming.popleft()
                 self.in_flight.append(work)
-                futures.append((work, pool.submit(parse, work)))
+                parts = _Parts()
+                futures.append((work, parts, pool.submit(parse, work, parts)))
 
+        parts: _Parts | None = None
         try:
             submit()
             while futures:
-                work, future = futures.popleft()
-                with self.timed("wait"):
-                    error = future.exception()
-                submit()
+                work, parts, _ = futures.popleft()
                 try:
-                    if error is not None:
-                        raise error
-                    parsed, validate_s, parse_s = future.result()
-                    self.add_time("validate", validate_s)
-                    self.add_time("parse", parse_s)
-                    with self.timed("chunk"):
-                        prepared = ingestor._chunk(work, parsed, self.access)
-                        del parsed
+                    prepared = self._prepare(work, parts, submit)
                 except DocumentError as e:
+                    parts.abandoned.set()
                     self.in_flight.remove(work)
                     self.fail(work.key, e.reason, "quarantined" if e.quarantine else "failed")
                     bar.update()
                     continue
+                except _IndexWriteFailed:
+                    raise
                 except Exception as e:  # one bad file must not stop the batch
+                    parts.abandoned.set()
                     self.in_flight.remove(work)
                     log.error("ingesting %s failed: %s", work.path, e, exc_info=e)
                     self.fail(work.key, f"unexpected error: {type(e).__name__}: {e}"[:300])
@@ -534,8 +587,8 @@ class _Run:
                     continue
                 self.stage(work, "embedding")
                 self.buffer.append(prepared)
-                self.buffered_chunks += len(prepared.chunks)
-                full = self.buffered_chunks >= _EMBED_GROUP_BATCHES * ingestor.embedder.batch_size
+                self.buffered_chunks += prepared.waiting
+                full = self.buffered_chunks >= self._group()
                 # A generation is due: embed now, so that a crash loses at most commit_every files.
                 due = self.pending_files + len(self.buffer) >= ingestor.settings.ingest.commit_every
                 if full or due or not futures:
@@ -543,40 +596,92 @@ class _Run:
             self.flush(bar)
         except BaseException:
             # Interrupted or the index cannot be written: stop the parse in flight now, not after it ends.
+            for _, waiting, _ in futures:
+                waiting.abandoned.set()
+            if parts is not None:
+                parts.abandoned.set()
             if ingestor._sandbox is not None:
                 ingestor._sandbox.kill()
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _embed(self, batch: Sequence[_Prepared]) -> list[np.ndarray | None]:
-        """Vectors per file, in one embedder call; if that fails, file by file to find the culprit.
+    def _group(self) -> int:
+        """Chunks embedded in one call."""
+        return _EMBED_GROUP_BATCHES * self.ingestor.embedder.batch_size
 
-        Only texts the index does not hold yet are embedded, each once (see ``IndexWriter.vectors_of``).
+    def _prepare(self, work: _Work, parts: _Parts, submit: Callable[[], None]) -> _Prepared:
+        """Chunk ``work``'s parts as they arrive and embed them in groups while later parts are parsed;
+        returns the file once its last part is chunked (the chunks of less than a group not embedded).
+
+        Raises:
+            DocumentError: the parse or the embedding failed, or the file has no text.
+        """
+        prepared = _Prepared(work)
+        chunker = self.ingestor._chunker()
+        last: ParsedDocument | None = None
+        submitted = False
+        while True:
+            with self.timed("wait"):
+                item = parts.get()
+            if not submitted:  # the next files' parse may start once this one's has
+                submit()
+                submitted = True
+            if isinstance(item, _Parts.End):
+                break
+            last = item
+            with self.timed("chunk"):
+                prepared.chunks += chunker.add(item.elements)
+            prepared.pages = max([prepared.pages, *(e.page or 0 for e in item.elements)])
+            if prepared.waiting >= self._group():
+                with self.timed("embed"):
+                    error = self._embed([prepared])[0]
+                if error is not None:
+                    raise DocumentError(work.key, error)
+        self.add_time("validate", item.validate_s)
+        self.add_time("parse", item.parse_s)
+        if item.error is not None:
+            raise item.error
+        assert last is not None  # a parse that ends without error has yielded its last part
+        with self.timed("chunk"):
+            prepared.chunks += chunker.finish()
+        if not prepared.chunks:
+            raise DocumentError(work.key, "no text found")
+        prepared.record = Ingestor._record(work, last, self.access)
+        prepared.pages = prepared.pages or 1
+        return prepared
+
+    def _embed(self, batch: Sequence[_Prepared]) -> list[str | None]:
+        """Embed the chunks of ``batch`` that have no vector yet, in one embedder call; if that fails,
+        file by file to find the culprit. Returns, per file, None or why its embedding failed.
+
+        Only texts neither the index nor this run holds yet are embedded, each once (see
+        ``IndexWriter.vectors_of``).
         """
         embedder = self.ingestor.embedder
-        texts = [c.text for p in batch for c in p.chunks]
+        texts = [c.text for p in batch for c in p.chunks[p.embedded :]]
         known = self._write(self.writer.vectors_of, texts)
+        known.update((t, self.fresh[t]) for t in texts if t in self.fresh)
         missing = [t for t in dict.fromkeys(texts) if t not in known]
         try:
             fresh = list(embedder.embed(missing, "passage")) if missing else []
         except Exception as e:
             if len(batch) == 1:
-                self.fail(batch[0].work.key, f"embedding failed: {e}"[:300])
-                self.in_flight.remove(batch[0].work)
-                return [None]
-            return [part for p in batch for part in self._embed([p])]
-        # Texts with a vector before this batch; of the others, each text's first chunk is the one embedded.
+                return [f"embedding failed: {e}"[:300]]
+            return [error for p in batch for error in self._embed([p])]
+        # Texts with a vector before this call; of the others, each text's first chunk is the one embedded.
         available = set(known)
         for p in batch:
-            p.reused = 0
-            for c in p.chunks:
+            for c in p.chunks[p.embedded :]:
                 p.reused += c.text in available
                 available.add(c.text)
+        self.fresh.update(zip(missing, fresh, strict=True))
         known.update(zip(missing, fresh, strict=True))
-        vectors = np.stack([known[t] for t in texts]) if texts else np.empty((0, embedder.identity.dimension))
-        bounds = np.cumsum([0] + [len(p.chunks) for p in batch])
-        return [vectors[a:b] for a, b in itertools.pairwise(bounds)]
+        for p in batch:
+            if p.waiting:
+                p.vectors.append(np.stack([known[c.text] for c in p.chunks[p.embedded :]]))
+                p.embedded = len(p.chunks)
+        return [None] * len(batch)
 
     def flush(self, bar: tqdm) -> None:
         """Embed the buffered files and add them to the pending generation."""
@@ -584,13 +689,18 @@ class _Run:
             return
         batch, self.buffer, self.buffered_chunks = self.buffer, [], 0
         count_tokens = self.ingestor.embedder.count_tokens
+        dimension = self.ingestor.embedder.identity.dimension
         with self.timed("embed"):
-            parts = self._embed(batch)
-        for prepared, vectors in zip(batch, parts, strict=True):
+            errors = self._embed(batch)
+        for prepared, error in zip(batch, errors, strict=True):
             bar.update()
-            if vectors is None:
-                continue
             work = prepared.work
+            if error is not None:
+                self.fail(work.key, error)
+                self.in_flight.remove(work)
+                continue
+            assert prepared.record is not None
+            vectors = np.concatenate(prepared.vectors) if prepared.vectors else np.empty((0, dimension))
             with self.timed("write"):
                 self._write(self.writer.upsert_document, prepared.record, prepared.chunks, vectors)
             self.in_flight.remove(work)
@@ -604,6 +714,7 @@ class _Run:
             self.uncommitted.append((work.key, work.size, work.mtime))
             self.pending_files += 1
             bar.set_postfix(chunks=report.chunks, failed=len(report.failed), refresh=False)
+        self.fresh.clear()  # written now: the index hands them out
         if self.pending_files >= self.ingestor.settings.ingest.commit_every:
             self.commit()
 

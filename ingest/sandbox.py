@@ -5,6 +5,11 @@ such bugs); in a child process that fails only the one file. The child (``python
 reads one JSON request per line on stdin and writes one JSON reply per line; it is reused for many files
 and replaced after any failure, so a batch of small files pays its start-up (about 0.1 s) once.
 
+A parser may yield a document in parts (:func:`ingest.parsing.stream_file`, a large PDF page by page);
+the child writes a ``part`` line for each as it comes (a whole document is one part) and then a ``done``
+line, and the parent passes the parts on as they arrive (:meth:`SandboxedParser.stream`). Time and size
+limits count for the whole file.
+
 The parent never unpickles anything: the child parses hostile input and might be compromised, so its
 replies are plain JSON, checked field by field (:func:`document_from_dict`), and bounded in size.
 """
@@ -26,12 +31,12 @@ import threading
 import time
 import traceback
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from ingest.parsing import SUPPORTED_KINDS, Element, ParsedDocument, parse_file
+from ingest.parsing import SUPPORTED_KINDS, Element, ParsedDocument, merge_parts, parse_file
 from rag.errors import DocumentError
 
 if TYPE_CHECKING:
@@ -50,11 +55,18 @@ _OUT_OF_MEMORY_REPLY = b'{"memory": true}\n'
 
 
 class Parser(Protocol):
-    """The signature of :func:`ingest.parsing.parse_file`; a sandboxed one must be a module-level function."""
+    """The signature of :func:`ingest.parsing.parse_file` (one document) and of
+    :func:`ingest.parsing.stream_file` (the document in parts); a sandboxed one must be a module-level
+    function."""
 
     def __call__(
         self, path: Path, *, max_pdf_pages: int | None = None, ocr_languages: str | None = None
-    ) -> ParsedDocument: ...
+    ) -> ParsedDocument | Iterator[ParsedDocument]: ...
+
+
+def parts_of(result: ParsedDocument | Iterator[ParsedDocument]) -> Iterator[ParsedDocument]:
+    """What a :class:`Parser` returned, as parts (a whole document is one part)."""
+    return iter([result]) if isinstance(result, ParsedDocument) else result
 
 
 @dataclass(frozen=True)
@@ -179,7 +191,22 @@ class SandboxedParser:
             DocumentError: what the parser raised, or, with ``quarantine`` set, that the parser hung,
                 crashed, ran out of memory or sent an invalid reply.
         """
+        return merge_parts(self.stream(path, max_pdf_pages=max_pdf_pages, ocr_languages=ocr_languages))
+
+    def stream(
+        self, path: Path, *, max_pdf_pages: int | None = None, ocr_languages: str | None = None
+    ) -> Iterator[ParsedDocument]:
+        """Parse ``path`` in the child, yielding each part of the document as the child sends it.
+
+        The time and size limits are for the whole file, the caller's time between parts included (take
+        them promptly). Holds this parser until the last part is taken or the iterator is closed; a
+        stream left unfinished ends the child.
+
+        Raises:
+            DocumentError: as :meth:`parse`, possibly after some parts; those are then not a document.
+        """
         path = Path(path)
+        where = str(path)
         request = json.dumps(
             {"path": str(path), "max_pdf_pages": max_pdf_pages, "ocr_languages": ocr_languages,
              "cpu_s": self.limits.cpu_s}
@@ -189,10 +216,34 @@ class SandboxedParser:
         except OSError:
             size = 0
         with self._lock:
-            reply = self._exchange(str(path), request, _REPLY_BASE_BYTES + _REPLY_BYTES_PER_FILE_BYTE * size)
-        return self._interpret(str(path), path, reply)
+            done = False
+            try:
+                proc = self._send(request)
+                max_reply = _REPLY_BASE_BYTES + _REPLY_BYTES_PER_FILE_BYTE * size
+                parts = 0
+                for line, more in self._lines(where, proc, max_reply):
+                    try:
+                        reply = json.loads(line)
+                    except (ValueError, RecursionError) as e:
+                        raise DocumentError(where, "parser sent an invalid reply", quarantine=True) from e
+                    if isinstance(reply, dict) and "part" in reply:
+                        parts += 1
+                        yield self._interpret(where, path, reply)
+                        continue
+                    if more:  # the reply is over, yet the child wrote on
+                        raise DocumentError(where, "parser sent an invalid reply", quarantine=True)
+                    done = True
+                    if isinstance(reply, dict) and reply.get("done") is True:
+                        if not parts:
+                            raise DocumentError(where, "no text found")
+                        return
+                    self._interpret(where, path, reply)
+                    raise AssertionError("unreachable: only a part is interpreted without raising")
+            finally:
+                if not done:
+                    self._discard()  # mid-reply: what the child sends next would answer no request
 
-    def _exchange(self, where: str, request: bytes, max_reply: int) -> object:
+    def _send(self, request: bytes) -> subprocess.Popen[bytes]:
         proc = self._child()
         try:
             assert proc.stdin is not None
@@ -205,25 +256,27 @@ class SandboxedParser:
             assert proc.stdin is not None
             proc.stdin.write(request)
             proc.stdin.flush()
-        try:
-            line = self._read_line(where, proc, max_reply)
-        except DocumentError:
-            self._discard()
-            raise
-        try:
-            return json.loads(line)
-        except (ValueError, RecursionError) as e:
-            self._discard()
-            raise DocumentError(where, "parser sent an invalid reply", quarantine=True) from e
+        return proc
 
-    def _read_line(self, where: str, proc: subprocess.Popen[bytes], max_reply: int) -> bytes:
+    def _lines(
+        self, where: str, proc: subprocess.Popen[bytes], max_reply: int
+    ) -> Iterator[tuple[bytes, bool]]:
+        """The reply lines to one request as they arrive, within the file's time and size limits, each with
+        whether more bytes came after it already."""
         assert proc.stdout is not None
         fd = proc.stdout.fileno()
         deadline = time.monotonic() + self.limits.timeout_s
         buffer = bytearray()
+        received = 0
         with selectors.DefaultSelector() as selector:
             selector.register(fd, selectors.EVENT_READ)
             while True:
+                end = buffer.find(b"\n")
+                if end >= 0:
+                    line = bytes(buffer[:end])
+                    del buffer[: end + 1]
+                    yield line, bool(buffer)
+                    continue
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not selector.select(remaining):
                     raise DocumentError(
@@ -232,17 +285,12 @@ class SandboxedParser:
                 chunk = os.read(fd, 1 << 20)
                 if not chunk:
                     raise DocumentError(where, self._death_reason(proc), quarantine=True)
-                end = chunk.find(b"\n")
-                if end >= 0:
-                    buffer += chunk[:end]
-                    if end + 1 < len(chunk):  # one request, one line: more is a protocol violation
-                        raise DocumentError(where, "parser sent an invalid reply", quarantine=True)
-                    return bytes(buffer)
-                buffer += chunk
-                if len(buffer) > max_reply:
+                received += len(chunk)
+                if received > max_reply:
                     raise DocumentError(
                         where, f"parser produced too much text (over {max_reply // 1_000_000} MB)", quarantine=True
                     )
+                buffer += chunk
 
     def _death_reason(self, proc: subprocess.Popen[bytes]) -> str:
         try:
@@ -256,15 +304,16 @@ class SandboxedParser:
         return f"parser exited unexpectedly (exit code {code})"
 
     def _interpret(self, where: str, path: Path, reply: object) -> ParsedDocument:
+        """The part in ``reply``; raises what the child reported instead."""
         if isinstance(reply, dict):
-            if "document" in reply:
+            if "part" in reply:
                 try:
-                    return document_from_dict(reply["document"], path)
+                    return document_from_dict(reply["part"], path)
                 except ValueError as e:
-                    self.close()
+                    self._discard()
                     raise DocumentError(where, "parser sent an invalid reply", quarantine=True) from e
             if reply.get("memory") is True:
-                self.close()  # the child exits after a MemoryError; reap it now
+                self._discard()  # the child exits after a MemoryError; reap it now
                 raise DocumentError(
                     where, f"parser ran out of memory (limit {self.limits.memory_mb} MB)", quarantine=True
                 )
@@ -272,7 +321,7 @@ class SandboxedParser:
                 raise DocumentError(where, _plain(reply["error"]), quarantine=reply.get("quarantine") is True)
             if isinstance(reply.get("unexpected"), str):
                 raise DocumentError(where, f"unexpected error: {_plain(reply['unexpected'])}")
-        self.close()
+        self._discard()
         raise DocumentError(where, "parser sent an invalid reply", quarantine=True)
 
     def _child(self) -> subprocess.Popen[bytes]:
@@ -356,26 +405,39 @@ def _set_cpu_budget(seconds: int) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
 
-def _answer(parser: Parser, request: Mapping[str, Any]) -> tuple[bytes, bool]:
-    """The reply line for one request, and whether the child must exit after sending it."""
+def _line(reply: Mapping[str, Any]) -> bytes:
+    return json.dumps(reply, ensure_ascii=False).encode() + b"\n"
+
+
+def _answer(parser: Parser, request: Mapping[str, Any], replies: IO[bytes]) -> bool:
+    """Write the reply lines for one request: a ``part`` line for each part as it comes, then ``done`` or
+    what went wrong. Returns whether the child must exit now."""
+    reply: dict[str, Any] | None
     try:
         _set_cpu_budget(int(request["cpu_s"]))
-        doc = parser(
+        parts = parts_of(parser(
             Path(request["path"]), max_pdf_pages=request.get("max_pdf_pages"),
             ocr_languages=request.get("ocr_languages"),
-        )
-        reply: dict[str, Any] = {"document": document_to_dict(doc)}
-        del doc
-        return json.dumps(reply, ensure_ascii=False).encode() + b"\n", False
+        ))
+        for part in parts:
+            line = _line({"part": document_to_dict(part)})
+            del part
+            replies.write(line)
+            replies.flush()
+            del line
+        replies.write(_line({"done": True}))
+        return False
     except MemoryError:
-        return _OUT_OF_MEMORY_REPLY, True
+        # Written after the handler: the traceback keeps the parser's frames, and their memory, alive.
+        reply = None
     except DocumentError as e:
         reply = {"error": e.reason, "quarantine": e.quarantine}
     except Exception as e:  # reported to the parent as this file's failure; the child stays usable
         traceback.print_exc()
         message = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
         reply = {"unexpected": f"{type(e).__name__}: {message}" if message else type(e).__name__}
-    return json.dumps(reply, ensure_ascii=False).encode() + b"\n", False
+    replies.write(_OUT_OF_MEMORY_REPLY if reply is None else _line(reply))
+    return reply is None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -403,8 +465,7 @@ def main(argv: list[str] | None = None) -> int:
             request = json.loads(line)
         except ValueError:
             return 2
-        reply, fatal = _answer(parser, request)
-        replies.write(reply)
+        fatal = _answer(parser, request, replies)
         replies.flush()
         if fatal:
             return 1

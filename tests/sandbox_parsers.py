@@ -8,9 +8,12 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from ingest.parsing import Element, ParsedDocument, parse_file
+from rag.errors import DocumentError
 
 
 def _doc(path: Path, text: str) -> ParsedDocument:
@@ -71,3 +74,46 @@ def waits_for_embedding(
             time.sleep(0.01)
         path.with_name(path.name + ".parsed").write_text("during" if flag.exists() else "alone")
     return parse_file(path, max_pdf_pages=max_pdf_pages, ocr_languages=ocr_languages)
+
+
+def _wait_for(flag: Path, seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while not flag.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return flag.exists()
+
+
+def two_parts(
+    path: Path, *, max_pdf_pages: int | None = None, ocr_languages: str | None = None
+) -> Iterator[ParsedDocument]:
+    """A document in two parts, the second only once ``<stem>.go`` exists beside the file (up to 30 s);
+    ``fails`` in the name: an error instead of the second part."""
+    yield _doc(path, "Seite eins: Der Urlaub beträgt 24 Werktage.")
+    _wait_for(path.with_suffix(".go"))
+    if "fails" in path.name:
+        raise DocumentError(str(path), "page 2 is damaged")
+    yield replace(_doc(path, "Seite zwei: Die Kündigungsfrist beträgt vier Wochen."), title="Zwei Seiten")
+
+
+def _sections(first: int, count: int, page: int) -> list[Element]:
+    elements = []
+    for n in range(first, first + count):
+        heading = f"§ {n} Regel {n}"
+        elements.append(Element(heading, "title", page, heading))
+        text = f"Regel {n}: Der Antrag Nummer {n} ist binnen {n} Tagen zu stellen."
+        elements.append(Element(text, "text", page, heading))
+    return elements
+
+
+def waits_for_its_first_pages_embedded(
+    path: Path, *, max_pdf_pages: int | None = None, ocr_languages: str | None = None
+) -> Iterator[ParsedDocument]:
+    """A long document: 80 sections on page 1, then (once ``embedded`` exists beside the file, which an
+    embedder at work writes, or after 30 s) 10 more on page 2. Writes into ``<name>.parsed`` whether page
+    1 was embedded before page 2 was read; ``fails`` in the name: an error instead of page 2."""
+    yield ParsedDocument(path, path.stem, "txt", "page", _sections(1, 80, 1))
+    embedded = _wait_for(path.with_name("embedded"))
+    path.with_name(path.name + ".parsed").write_text("during" if embedded else "after")
+    if "fails" in path.name:
+        raise DocumentError(str(path), "page 2 is damaged")
+    yield ParsedDocument(path, "Ein langes Regelwerk", "txt", "page", _sections(81, 10, 2))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sandbox_parsers import waits_for_embedding
+from sandbox_parsers import waits_for_embedding, waits_for_its_first_pages_embedded
 
 import rag.store as store
 from ingest.pipeline import INDEX_WRITE_FAILURE, Ingestor
@@ -100,6 +100,68 @@ def test_an_upload_the_worker_cannot_write_fails_with_the_reason_and_the_worker_
     worker.run_once(sync_every_s=float("inf"))
     assert queue.get(retry).state == "committed"  # type: ignore[union-attr]
     worker.close()
+
+
+class GatingEmbedder(HashingEmbedder):
+    """Writes ``embedded`` into the folder when it is first called (a parser waits for that)."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(64, batch_size=16)  # files of 64 chunks and more are embedded while parsed
+        self.folder = folder
+
+    def _embed(self, texts: list[str], kind: TextKind) -> np.ndarray:
+        (self.folder / "embedded").touch()
+        return super()._embed(texts, kind)
+
+
+@pytest.mark.parametrize("sandbox", ["true", "false"])
+def test_a_long_files_first_pages_are_embedded_while_its_later_pages_are_parsed(
+    settings_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sandbox: str
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
+    settings = settings_factory(ingest__sandbox=sandbox)
+    folder = tmp_path / "lang"
+    folder.mkdir()
+    book = folder / "regelwerk.txt"
+    book.write_text("Ein langes Regelwerk.", encoding="utf-8")
+
+    with Ingestor(settings, GatingEmbedder(folder), parser=waits_for_its_first_pages_embedded) as ingestor:
+        report = ingestor.ingest([folder])
+
+    assert (folder / "regelwerk.txt.parsed").read_text() == "during"
+    assert report.added == [str(book)] and report.chunks == 90 and report.pages == 2
+    reader = IndexReader(settings.index_dir, HashingEmbedder(64).identity)
+    try:
+        (doc,) = reader.documents()
+        assert doc.title == "Ein langes Regelwerk"
+    finally:
+        reader.close()
+    assert verify_index(settings.index_dir, HashingEmbedder(64).identity).ok
+
+
+def test_a_file_that_fails_after_its_first_pages_were_embedded_leaves_nothing_in_the_index(
+    settings_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
+    settings = settings_factory()
+    folder = tmp_path / "lang"
+    folder.mkdir()
+    (folder / "notiz.txt").write_text("Die Kantine schließt um 14 Uhr.", encoding="utf-8")
+    broken = folder / "regelwerk-fails.txt"
+    broken.write_text("Ein langes Regelwerk.", encoding="utf-8")
+
+    with Ingestor(settings, GatingEmbedder(folder), parser=waits_for_its_first_pages_embedded) as ingestor:
+        report = ingestor.ingest([folder])
+
+    assert (folder / "regelwerk-fails.txt.parsed").read_text() == "during"
+    assert report.failed == [(str(broken), "page 2 is damaged")]
+    assert report.added == [str(folder / "notiz.txt")] and report.chunks == 90  # the test parser's 90 sections
+    assert _documents(settings) == {"notiz.txt"}
+    ledger = FileStates(settings.state_path, read_only=True)
+    states = {f.path: (f.state, f.reason) for f in ledger.all()}
+    ledger.close()
+    assert states[str(broken)] == ("failed", "page 2 is damaged")
+    assert verify_index(settings.index_dir, HashingEmbedder(64).identity).ok
 
 
 class FlakyEmbedder(HashingEmbedder):

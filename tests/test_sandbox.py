@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sandbox_parsers import misbehaving, whoami
+from sandbox_parsers import misbehaving, two_parts, whoami
 
 from ingest import sandbox
 from ingest.parsing import parse_file
@@ -194,3 +194,64 @@ def test_the_egress_guard_sees_connection_attempts_of_the_parser_process(tmp_pat
         parser.parse(note("phones-home.txt"))
     lines = log.read_text(encoding="utf-8").splitlines()
     assert lines[0].startswith("watching ") and "socket.connect -> 192.0.2.10" in lines
+
+
+@pytest.fixture
+def streaming():
+    parser = SandboxedParser(SandboxLimits(timeout_s=60), two_parts)
+    yield parser
+    parser.close()
+
+
+def test_a_documents_parts_arrive_while_the_child_is_still_parsing(streaming, note) -> None:
+    path = note("buch.txt")
+    stream = streaming.stream(path)
+    first = next(stream)  # the child is now waiting for buch.go: the part came before the parse ended
+    assert [e.text for e in first.elements] == ["Seite eins: Der Urlaub beträgt 24 Werktage."]
+    path.with_suffix(".go").touch()
+    rest = list(stream)
+
+    assert [e.text for p in rest for e in p.elements] == ["Seite zwei: Die Kündigungsfrist beträgt vier Wochen."]
+    assert rest[-1].title == "Zwei Seiten"
+    whole = note("ganz.txt")
+    whole.with_suffix(".go").touch()
+    doc = streaming.parse(whole)
+    assert doc.title == "Zwei Seiten" and len(doc.elements) == 2
+    assert streaming.starts == 1
+
+
+def test_an_error_after_some_parts_fails_the_file_and_the_child_stays(streaming, note) -> None:
+    path = note("fails.txt")
+    stream = streaming.stream(path)
+    assert next(stream).elements
+    path.with_suffix(".go").touch()
+    with pytest.raises(DocumentError) as caught:
+        list(stream)
+    assert caught.value.reason == "page 2 is damaged"
+    good = note("gut.txt")
+    good.with_suffix(".go").touch()
+    assert len(streaming.parse(good).elements) == 2
+    assert streaming.starts == 1
+
+
+def test_a_stream_left_unfinished_ends_the_child_and_the_next_file_gets_its_own_reply(streaming, note) -> None:
+    stream = streaming.stream(note("abgebrochen.txt"))
+    assert next(stream).elements
+    stream.close()
+    good = note("gut.txt")
+    good.with_suffix(".go").touch()
+    doc = streaming.parse(good)
+    assert [e.text for e in doc.elements][1].startswith("Seite zwei") and doc.path == good
+    assert streaming.starts == 2
+
+
+def test_the_real_parser_streams_a_pdf_in_pages_that_merge_into_the_whole(tmp_path: Path) -> None:
+    from ingest.parsing import stream_file
+
+    pdf = tmp_path / "hinweisblatt.pdf"
+    pdf.write_bytes((TESTS.parent / "examples" / "docs" / "hinweisblatt-verbraucherinsolvenz.pdf").read_bytes())
+    with SandboxedParser(SandboxLimits(), stream_file) as parser:
+        parts = list(parser.stream(pdf))
+        assert parser.parse(pdf) == parse_file(pdf)
+    assert len(parts) > 1
+    assert [e for p in parts for e in p.elements] == parse_file(pdf).elements

@@ -16,12 +16,12 @@ REPO = Path(__file__).resolve().parent.parent
 REASON_SOURCES = ("ingest/validation.py", "ingest/parsing.py", "ingest/ocr.py", "ingest/sandbox.py",
                   "ingest/pipeline.py", "ingest/worker.py")
 # Written by helpers the scan does not follow.
-OTHER_REASONS = ("unknown parser error", "could not write the index (1)")
+OTHER_REASONS = ("unknown parser error", "could not write the index (1)", "embedding failed: 1")
 
 
 # Expressions that pass on a reason written elsewhere (and scanned there), or a library's own message.
 PASSED_ON = {"_plain(reply['error'])", "_plain(reply['unexpected'])", "self._death_reason(proc)", "e.reason",
-             "reason", "str(e)", "report.failed[0][1]"}
+             "reason", "str(e)", "report.failed[0][1]", "error"}
 
 
 def _render(node: ast.expr, names: dict[str, ast.expr]) -> Iterator[str]:
