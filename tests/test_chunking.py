@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.chunking import Chunker, chunk_document
+from ingest.chunking import MAX_SECTION_CHARS, Chunker, chunk_document
 from ingest.parsing import Element, ParsedDocument, parse_file
 from rag.documents import ChunkDraft
 
@@ -303,3 +303,18 @@ def test_a_chunker_returns_a_sections_chunks_once_the_next_section_begins() -> N
     closed = chunker.add([_title("§ 2 Dauer"), _text("Zweiter Absatz.", "§ 2 Dauer")])
     assert [(c.text, c.section) for c in closed] == [("§ 1 Zweck\n\nErster Absatz.", "§ 1 Zweck")]
     assert [(c.text, c.start) for c in chunker.finish()] == [("§ 2 Dauer\n\nZweiter Absatz.", 27)]
+
+
+def test_a_long_document_without_headings_has_its_first_chunks_final_long_before_its_end() -> None:
+    paragraphs = [_text(_sentences(8, start=8 * i), page=1 + i // 10) for i in range(600)]  # ~200 pages
+    chunker = Chunker(count_words, 300, 40)
+
+    early = chunker.add(paragraphs[:300])
+    rest = chunker.add(paragraphs[300:]) + chunker.finish()
+
+    assert early and sum(len(c.text) for c in early) > len(early) * 100
+    full_text, whole = chunk_document(_doc(*paragraphs), count_words, 300, 40)
+    assert early + rest == whole
+    _assert_consistent(full_text, whole, 300)
+    held = sum(len(p.text) for p in paragraphs[:300]) - (early[-1].end - early[0].start)
+    assert held < 2 * MAX_SECTION_CHARS  # only the open run waits for more

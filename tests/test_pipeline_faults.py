@@ -231,3 +231,16 @@ def test_the_next_files_are_parsed_while_earlier_ones_are_embedded(
     assert len(report.added) == 6
     assert {"validate", "parse", "wait", "chunk", "embed", "write", "commit"} <= set(report.stage_seconds)
     assert report.tokens > 0 and report.pages == 6 and report.chunks == 6
+
+
+@pytest.mark.timeout(120)
+def test_a_fault_before_a_parse_starts_fails_that_file_and_the_run_goes_on(settings: Settings, folder: Path) -> None:
+    def on_stage(path: Path, stage: str) -> None:
+        if stage == "parsing" and path.name == "regel-2.txt":
+            raise RuntimeError("the job table is locked")
+
+    with Ingestor(settings, HashingEmbedder(64)) as ingestor:
+        report = ingestor.ingest([folder], on_stage=on_stage)
+
+    assert report.failed == [(str(folder / "regel-2.txt"), "unexpected error: RuntimeError: the job table is locked")]
+    assert len(report.added) == 5

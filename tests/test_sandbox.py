@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sandbox_parsers import misbehaving, two_parts, whoami
+from sandbox_parsers import misbehaving, speaks_out_of_turn, two_parts, whoami
 
 from ingest import sandbox
 from ingest.parsing import parse_file
@@ -255,3 +255,12 @@ def test_the_real_parser_streams_a_pdf_in_pages_that_merge_into_the_whole(tmp_pa
         assert parser.parse(pdf) == parse_file(pdf)
     assert len(parts) > 1
     assert [e for p in parts for e in p.elements] == parse_file(pdf).elements
+
+
+def test_what_a_child_writes_between_files_is_never_taken_for_the_next_files_text(note) -> None:
+    with SandboxedParser(SandboxLimits(), speaks_out_of_turn) as parser:
+        parser.parse(note("forger.txt"))
+        time.sleep(1.0)  # the forged line is in the pipe now
+        doc = parser.parse(note("naechste.txt", "Die Kantine schließt um 14 Uhr."))
+        assert parser.starts == 2  # the child that spoke out of turn was replaced
+    assert [e.text for e in doc.elements] == ["Die Kantine schließt um 14 Uhr."]
