@@ -90,3 +90,29 @@ def test_an_edit_re_embeds_only_the_changed_chunks(tmp_path: Path) -> None:
     assert whole.documents == edited.documents == 2
     assert edited.chunks == whole.chunks and whole.reused == 0
     assert 2 <= edited.chunks - edited.reused < whole.chunks / 3, "one line per document: its chunks, not all"
+
+
+def test_repeated_rounds_alternate_and_the_targets_are_their_medians(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench_ingest.main(["--paths", str(PDF), "--json", "--repeat", "3"]) == 0
+    result = json.loads(capsys.readouterr().out)
+
+    rounds = result["rounds"]
+    assert len(rounds) == 3
+    for r in rounds:
+        assert all(r[k] > 0 for k in ("hauswissen", "bare", "naive"))
+        assert r["ours_over_naive"] == pytest.approx(r["naive"] / r["hauswissen"])
+        assert r["ceiling"] == pytest.approx(r["naive"] / r["bare"])
+    targets = {t["name"]: t["value"] for t in result["targets"]}
+    assert targets["hauswissen / naive LangChain, docs/s"] == pytest.approx(
+        sorted(r["ours_over_naive"] for r in rounds)[1]
+    )
+    assert targets["end-to-end / bare embedder, chunks/s"] == pytest.approx(
+        sorted(r["end_to_end_over_bare"] for r in rounds)[1]
+    )
+
+
+def test_a_table_with_rounds_shows_each_round_and_the_median(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench_ingest.main(["--paths", str(EXAMPLES / "nachwg.md"), "--no-naive", "--repeat", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "2 rounds of the three rows" in out
+    assert next(line for line in out.splitlines() if line.startswith("| median")).count("x") == 1  # no naive
