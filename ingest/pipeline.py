@@ -182,7 +182,8 @@ class Ingestor:
                     close()  # an unfinished sandboxed stream ends its child
         except BaseException as e:
             now = time.perf_counter()
-            parts.end((validated or now) - t0, now - (validated or now), e)
+            validated = now if validated is None else validated
+            parts.end(validated - t0, now - validated, e)
             if not isinstance(e, Exception):
                 raise
             return
@@ -370,6 +371,10 @@ class _Parts:
         if not self._ended:
             self._ended = True
             self._queue.put(_Parts.End(validate_s, parse_s, error))
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
 
     def get(self) -> ParsedDocument | _Parts.End:
         return self._queue.get()
@@ -560,6 +565,8 @@ class _Run:
                 finally:
                     ingestor.embedder.reserve_cores(0)
             except BaseException as e:
+                if parts.ended:  # after the parse: nobody waits for it, so say it here
+                    log.error("after parsing %s: %s", work.path, e, exc_info=e)
                 parts.end(0.0, 0.0, e)  # whatever failed, the consumer must not wait for this file forever
                 if not isinstance(e, Exception):
                     raise

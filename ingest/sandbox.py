@@ -246,8 +246,9 @@ class SandboxedParser:
     def _send(self, request: bytes) -> subprocess.Popen[bytes]:
         proc = self._child()
         if _readable(proc):
-            # An idle child has nothing to say: whatever it wrote after its last reply would be taken
-            # for this file's reply (a compromised child could pass text between files).
+            # An idle child has nothing to say: what it wrote after its last reply would be taken for
+            # this file's. (A guard against stray output only: a child that a hostile file took over
+            # reads the requests too and could write into the next reply; the limits are the boundary.)
             self._discard()
             proc = self._child()
         try:

@@ -318,3 +318,15 @@ def test_a_long_document_without_headings_has_its_first_chunks_final_long_before
     _assert_consistent(full_text, whole, 300)
     held = sum(len(p.text) for p in paragraphs[:300]) - (early[-1].end - early[0].start)
     assert held < 2 * MAX_SECTION_CHARS  # only the open run waits for more
+
+
+def test_a_long_run_of_headings_alone_is_cut_too() -> None:
+    titles = [_title(f"Abschnitt {i}: " + _sentences(20, start=20 * i)) for i in range(200)]  # ~200k chars
+    chunker = Chunker(count_words, 300, 40)
+
+    early = chunker.add(titles)
+
+    assert early  # not all held until the end
+    full_text, whole = chunk_document(_doc(*titles, _text("Schluss.", "Abschnitt 199")), count_words, 300, 40)
+    assert early + chunker.add([_text("Schluss.", "Abschnitt 199")]) + chunker.finish() == whole
+    _assert_consistent(full_text, whole, 300)
