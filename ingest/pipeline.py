@@ -648,7 +648,10 @@ class _Run:
             last = item
             with self.timed("chunk"):
                 prepared.chunks += chunker.add(item.elements)
-            prepared.pages = max([prepared.pages, *(e.page or 0 for e in item.elements)])
+            read = max([prepared.pages, *(e.page or 0 for e in item.elements)])
+            if read > prepared.pages:  # shown by ``status`` and the UI: a long scan is not stuck
+                self.ledger.pages_read(work.key, read)
+            prepared.pages = read
             if prepared.waiting >= self._group():
                 if not prepared.vectors:
                     self.stage(work, "embedding")

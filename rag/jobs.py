@@ -44,10 +44,13 @@ CREATE TABLE IF NOT EXISTS files (
     mtime REAL NOT NULL DEFAULT 0,
     started REAL,
     seconds REAL,
-    updated REAL NOT NULL
+    updated REAL NOT NULL,
+    pages INTEGER
 );
 CREATE INDEX IF NOT EXISTS files_state ON files(state);
 """
+# Columns added after the first release: (table, column, type), added to older databases on open.
+_ADDED_COLUMNS = (("files", "pages", "INTEGER"),)
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,14 @@ def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = NORMAL")
     db.executescript(_SCHEMA)
+    for table, column, kind in _ADDED_COLUMNS:
+        if not _has_column(db, table, column):
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
     return db
+
+
+def _has_column(db: sqlite3.Connection, table: str, column: str) -> bool:
+    return any(row[1] == column for row in db.execute(f"PRAGMA table_info({table})"))
 
 
 class JobQueue:
@@ -190,6 +200,8 @@ class FileState:
     mtime: float
     seconds: float | None
     updated: float
+    # Pages read so far while the file is being read (PDFs and scans); None otherwise.
+    pages: int | None = None
 
 
 class FileStates:
@@ -198,10 +210,17 @@ class FileStates:
     def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self._lock = threading.Lock()
         self._db = _connect(Path(path), read_only=read_only)
+        # A reader of a database an older version wrote (no writer has added the column yet).
+        self._pages = "pages" if _has_column(self._db, "files", "pages") else "NULL"
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def pages_read(self, path: str, pages: int) -> None:
+        """Record how many pages of ``path`` have been read so far (cleared by the next :meth:`set`)."""
+        with self._lock:
+            self._db.execute("UPDATE files SET pages = ? WHERE path = ?", (pages, path))
 
     def set(
         self, path: str, state: str, reason: str | None = None, *, size: int | None = None, mtime: float | None = None
@@ -220,7 +239,8 @@ class FileStates:
                 "started = CASE WHEN excluded.state = 'parsing' THEN excluded.updated "
                 "WHEN excluded.state = 'queued' THEN NULL ELSE started END, "
                 "seconds = CASE WHEN excluded.state IN ('committed', 'failed', 'quarantined') AND started "
-                "IS NOT NULL THEN excluded.updated - started ELSE seconds END, updated = excluded.updated",
+                "IS NOT NULL THEN excluded.updated - started ELSE seconds END, updated = excluded.updated, "
+                "pages = CASE WHEN excluded.state = 'embedding' THEN pages ELSE NULL END",
                 (path, state, reason, size, mtime, now if state == "parsing" else None, now, size, mtime),
             )
 
@@ -287,7 +307,7 @@ class FileStates:
         marks = ",".join("?" * len(states))
         with self._lock:
             rows = self._db.execute(
-                "SELECT path, state, reason, size, mtime, seconds, updated FROM files "  # noqa: S608
+                f"SELECT path, state, reason, size, mtime, seconds, updated, {self._pages} FROM files "  # noqa: S608
                 f"WHERE state IN ({marks}) ORDER BY state NOT IN ('failed', 'quarantined'), path",
                 list(states),
             ).fetchall()

@@ -29,7 +29,8 @@ The dictionary of :meth:`IndexStatus.to_dict` (``hauswissen status --json`` prin
           "title": "A" | null,         # title, kind and chunks of the indexed version; null if not indexed
           "kind": "pdf" | null,
           "access": ["public"] | null, # access tokens, when known (index, upload, source folder)
-          "chunks": 17 | null
+          "chunks": 17 | null,
+          "pages": 57 | null           # pages read so far, while a PDF or scan is being read
         }
       ]
     }
@@ -90,6 +91,7 @@ class FileStatus:
     kind: str | None = None
     access: tuple[str, ...] | None = None
     chunks: int | None = None
+    pages: int | None = None
 
     @property
     def name(self) -> str:
@@ -111,6 +113,7 @@ class FileStatus:
             "kind": self.kind,
             "access": list(self.access) if self.access is not None else None,
             "chunks": self.chunks,
+            "pages": self.pages,
         }
 
 
@@ -242,6 +245,7 @@ def _file_status(
     return FileStatus(
         path=row.path, state=row.state, reason=row.reason, size=row.size, updated=row.updated,
         title=doc.title if doc else None, kind=doc.kind if doc else None, access=access, chunks=chunks,
+        pages=row.pages,
     )
 
 

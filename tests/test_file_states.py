@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 
@@ -85,3 +86,34 @@ def test_the_ledger_shares_the_state_database_with_the_upload_queue(tmp_path: Pa
 def test_an_unknown_state_is_refused(ledger: FileStates) -> None:
     with pytest.raises(ValueError, match="unknown file state"):
         ledger.set("/s/a", "done")
+
+
+def test_pages_read_show_while_a_file_is_read_and_go_when_it_is_done(ledger: FileStates) -> None:
+    ledger.set("/s/scan.pdf", "parsing", size=10, mtime=1.0)
+    ledger.pages_read("/s/scan.pdf", 57)
+    assert ledger.all()[0].pages == 57
+    ledger.set("/s/scan.pdf", "embedding")  # its first pages are embedded while it is still read
+    assert ledger.all()[0].pages == 57
+    ledger.set("/s/scan.pdf", "committed")
+    assert ledger.all()[0].pages is None
+
+
+def test_a_ledger_an_older_version_wrote_gains_the_pages_column_and_reads_before_that(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE files (path TEXT PRIMARY KEY, state TEXT NOT NULL, reason TEXT, size INTEGER NOT NULL "
+        "DEFAULT 0, mtime REAL NOT NULL DEFAULT 0, started REAL, seconds REAL, updated REAL NOT NULL)"
+    )
+    old.execute("INSERT INTO files VALUES ('/s/a.md', 'committed', NULL, 1, 1.0, NULL, 0.5, 1.0)")
+    old.commit()
+    old.close()
+
+    reader = FileStates(path, read_only=True)  # a status page before any writer has opened it
+    assert [(f.path, f.pages) for f in reader.all()] == [("/s/a.md", None)]
+    reader.close()
+    writer = FileStates(path)
+    writer.set("/s/b.pdf", "parsing")
+    writer.pages_read("/s/b.pdf", 3)
+    assert {f.path: f.pages for f in writer.all()} == {"/s/a.md": None, "/s/b.pdf": 3}
+    writer.close()

@@ -103,13 +103,20 @@ def test_an_upload_the_worker_cannot_write_fails_with_the_reason_and_the_worker_
 
 
 class GatingEmbedder(HashingEmbedder):
-    """Writes ``embedded`` into the folder when it is first called (a parser waits for that)."""
+    """Writes ``embedded`` into the folder when it is first called (a parser waits for that); with
+    ``ledger``, first notes what the ledger says of the files then."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, ledger: Path | None = None) -> None:
         super().__init__(64, batch_size=16)  # files of 64 chunks and more are embedded while parsed
         self.folder = folder
+        self.ledger = ledger
+        self.seen: dict[str, tuple[str, int | None]] = {}
 
     def _embed(self, texts: list[str], kind: TextKind) -> np.ndarray:
+        if self.ledger is not None and not self.seen:
+            states = FileStates(self.ledger, read_only=True)
+            self.seen = {Path(f.path).name: (f.state, f.pages) for f in states.all()}
+            states.close()
         (self.folder / "embedded").touch()
         return super()._embed(texts, kind)
 
@@ -125,10 +132,12 @@ def test_a_long_files_first_pages_are_embedded_while_its_later_pages_are_parsed(
     book = folder / "regelwerk.txt"
     book.write_text("Ein langes Regelwerk.", encoding="utf-8")
 
-    with Ingestor(settings, GatingEmbedder(folder), parser=waits_for_its_first_pages_embedded) as ingestor:
+    embedder = GatingEmbedder(folder, settings.state_path)
+    with Ingestor(settings, embedder, parser=waits_for_its_first_pages_embedded) as ingestor:
         report = ingestor.ingest([folder])
 
     assert (folder / "regelwerk.txt.parsed").read_text() == "during"
+    assert embedder.seen == {"regelwerk.txt": ("embedding", 1)}  # page 1 read, page 2 not yet
     assert report.added == [str(book)] and report.chunks == 90 and report.pages == 2
     reader = IndexReader(settings.index_dir, HashingEmbedder(64).identity)
     try:

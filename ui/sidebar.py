@@ -182,7 +182,10 @@ def _queue_fragment(settings: Settings, access: tuple[str, ...], language: UILan
     )
     for file in status.working:
         if file.visible_to(access):
-            st.caption(translate(language, f"queue_now_{file.state}", name=escape_inline(file.name)))
+            text = translate(language, f"queue_now_{file.state}", name=escape_inline(file.name))
+            if file.pages:
+                text += " " + translate(language, "queue_pages_read", pages=format_number(file.pages, language))
+            st.caption(text)
     if status.pending:
         st.caption(_eta_text(status, language))
     problems = [f for f in status.problems if f.visible_to(access)]
