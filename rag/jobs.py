@@ -255,7 +255,7 @@ class FileStates:
                     "INSERT INTO files (path, state, reason, size, mtime, started, seconds, updated) "
                     "VALUES (?, 'committed', NULL, ?, ?, NULL, NULL, ?) "
                     "ON CONFLICT (path) DO UPDATE SET state = 'committed', reason = NULL, size = excluded.size, "
-                    "mtime = excluded.mtime, updated = excluded.updated, "
+                    "mtime = excluded.mtime, updated = excluded.updated, pages = NULL, "
                     "seconds = CASE WHEN started IS NOT NULL THEN excluded.updated - started ELSE seconds END "
                     "WHERE state != 'committed' OR size != excluded.size OR mtime != excluded.mtime",
                     [(path, size, mtime, now) for path, size, mtime in files],
@@ -290,7 +290,7 @@ class FileStates:
         """Files a crashed worker was working on go back to ``queued``; returns how many."""
         with self._lock:
             cur = self._db.execute(
-                "UPDATE files SET state = 'queued', started = NULL, updated = ? "
+                "UPDATE files SET state = 'queued', started = NULL, pages = NULL, updated = ? "
                 "WHERE state IN ('parsing', 'embedding')",
                 (time.time(),),
             )

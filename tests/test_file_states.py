@@ -94,7 +94,11 @@ def test_pages_read_show_while_a_file_is_read_and_go_when_it_is_done(ledger: Fil
     assert ledger.all()[0].pages == 57
     ledger.set("/s/scan.pdf", "embedding")  # its first pages are embedded while it is still read
     assert ledger.all()[0].pages == 57
-    ledger.set("/s/scan.pdf", "committed")
+    ledger.committed([("/s/scan.pdf", 10, 1.0)])  # how the pipeline marks a published file
+    assert ledger.all()[0].pages is None
+    ledger.set("/s/scan.pdf", "parsing")
+    ledger.pages_read("/s/scan.pdf", 3)
+    ledger.requeue_interrupted()  # after a crash the page count would be stale
     assert ledger.all()[0].pages is None
 
 

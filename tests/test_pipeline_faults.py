@@ -139,6 +139,9 @@ def test_a_long_files_first_pages_are_embedded_while_its_later_pages_are_parsed(
     assert (folder / "regelwerk.txt.parsed").read_text() == "during"
     assert embedder.seen == {"regelwerk.txt": ("embedding", 1)}  # page 1 read, page 2 not yet
     assert report.added == [str(book)] and report.chunks == 90 and report.pages == 2
+    ledger = FileStates(settings.state_path, read_only=True)
+    assert [(f.state, f.pages) for f in ledger.all()] == [("committed", None)]  # read: no progress shown
+    ledger.close()
     reader = IndexReader(settings.index_dir, HashingEmbedder(64).identity)
     try:
         (doc,) = reader.documents()
