@@ -170,7 +170,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("jobs:        " + ", ".join(f"{k} {v}" for k, v in queue.uploads.items() if v))
     for f in status.files:
         if f.state in WORKING:
-            show(f"  {f.state}: {f.path}" + (f" ({f.pages} pages read)" if f.pages else ""))
+            show(f"  {f.state}: {f.path}" + (f" ({f.pages} pages done)" if f.pages else ""))
     for f in status.files:
         if f.state in PROBLEMS:
             show(f"  {f.state}: {f.path}: {f.reason or 'no reason recorded'}")

@@ -650,7 +650,7 @@ class _Run:
                 prepared.chunks += chunker.add(item.elements)
             read = max([prepared.pages, *(e.page or 0 for e in item.elements)])
             if read > prepared.pages:  # shown by ``status`` and the UI: a long scan is not stuck
-                self.ledger.pages_read(work.key, read)
+                self.ledger.pages_done(work.key, read)
             prepared.pages = read
             if prepared.waiting >= self._group():
                 if not prepared.vectors:

@@ -200,7 +200,8 @@ class FileState:
     mtime: float
     seconds: float | None
     updated: float
-    # Pages read so far while the file is being read (PDFs and scans); None otherwise.
+    # Pages done so far (read and final; a PDF page is final 16 pages later) while a PDF or scan is
+    # being read; None otherwise.
     pages: int | None = None
 
 
@@ -217,8 +218,9 @@ class FileStates:
         with self._lock:
             self._db.close()
 
-    def pages_read(self, path: str, pages: int) -> None:
-        """Record how many pages of ``path`` have been read so far (cleared by the next :meth:`set`)."""
+    def pages_done(self, path: str, pages: int) -> None:
+        """Record how many pages of ``path`` are done so far (cleared when its state changes, except to
+        ``embedding``, which a long file reaches while it is still being read)."""
         with self._lock:
             self._db.execute("UPDATE files SET pages = ? WHERE path = ?", (pages, path))
 

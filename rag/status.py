@@ -30,7 +30,7 @@ The dictionary of :meth:`IndexStatus.to_dict` (``hauswissen status --json`` prin
           "kind": "pdf" | null,
           "access": ["public"] | null, # access tokens, when known (index, upload, source folder)
           "chunks": 17 | null,
-          "pages": 57 | null           # pages read so far, while a PDF or scan is being read
+          "pages": 57 | null           # pages done so far, while a PDF or scan is being read
         }
       ]
     }

@@ -88,16 +88,16 @@ def test_an_unknown_state_is_refused(ledger: FileStates) -> None:
         ledger.set("/s/a", "done")
 
 
-def test_pages_read_show_while_a_file_is_read_and_go_when_it_is_done(ledger: FileStates) -> None:
+def test_pages_done_show_while_a_file_is_read_and_go_when_it_is_committed(ledger: FileStates) -> None:
     ledger.set("/s/scan.pdf", "parsing", size=10, mtime=1.0)
-    ledger.pages_read("/s/scan.pdf", 57)
+    ledger.pages_done("/s/scan.pdf", 57)
     assert ledger.all()[0].pages == 57
     ledger.set("/s/scan.pdf", "embedding")  # its first pages are embedded while it is still read
     assert ledger.all()[0].pages == 57
     ledger.committed([("/s/scan.pdf", 10, 1.0)])  # how the pipeline marks a published file
     assert ledger.all()[0].pages is None
     ledger.set("/s/scan.pdf", "parsing")
-    ledger.pages_read("/s/scan.pdf", 3)
+    ledger.pages_done("/s/scan.pdf", 3)
     ledger.requeue_interrupted()  # after a crash the page count would be stale
     assert ledger.all()[0].pages is None
 
@@ -118,6 +118,6 @@ def test_a_ledger_an_older_version_wrote_gains_the_pages_column_and_reads_before
     reader.close()
     writer = FileStates(path)
     writer.set("/s/b.pdf", "parsing")
-    writer.pages_read("/s/b.pdf", 3)
+    writer.pages_done("/s/b.pdf", 3)
     assert {f.path: f.pages for f in writer.all()} == {"/s/a.md": None, "/s/b.pdf": 3}
     writer.close()

@@ -102,7 +102,7 @@ def test_status_shows_an_eta_while_files_are_queued(
         ledger.set(f"/share/{name}", "committed")
     ledger.set("/share/c.pdf", "queued", size=10, mtime=1.0)
     ledger.set("/share/d.pdf", "embedding", size=10, mtime=1.0)
-    ledger.pages_read("/share/d.pdf", 57)
+    ledger.pages_done("/share/d.pdf", 57)
     ledger.close()
 
     info = status(config, capsys, "--json")
@@ -116,7 +116,7 @@ def test_status_shows_an_eta_while_files_are_queued(
     assert queued["pages"] is None and by_name(info)["d.pdf"]["pages"] == 57
     out = status(config, capsys)
     assert "queued 1, parsing 0, embedding 1, committed 4, failed 1, quarantined 0; 2 to do, " in out
-    assert "  embedding: /share/d.pdf (57 pages read)" in out
+    assert "  embedding: /share/d.pdf (57 pages done)" in out
 
 
 def test_human_status_lists_failures_with_their_reason(

@@ -140,8 +140,8 @@ def test_no_queue_before_the_worker_has_seen_a_file(sources: Path) -> None:
 
 def test_a_long_file_being_read_shows_how_many_pages_are_read(sources: Path, ledger: FileStates) -> None:
     ledger.set(str(sources / "scan.pdf"), "parsing", size=5, mtime=1.0)
-    ledger.pages_read(str(sources / "scan.pdf"), 1234)
+    ledger.pages_done(str(sources / "scan.pdf"), 1234)
 
     shown = captions(start_app())
 
-    assert f"Wird gerade gelesen: {escape_inline('scan.pdf')} (1.234 Seiten gelesen)" in shown
+    assert f"Wird gerade gelesen: {escape_inline('scan.pdf')} (1.234 Seiten fertig)" in shown
