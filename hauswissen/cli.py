@@ -170,7 +170,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("jobs:        " + ", ".join(f"{k} {v}" for k, v in queue.uploads.items() if v))
     for f in status.files:
         if f.state in WORKING:
-            show(f"  {f.state}: {f.path}" + (f" ({f.pages} pages done)" if f.pages else ""))
+            done = f" ({f.pages} page{'s' if f.pages != 1 else ''} done)" if f.pages else ""
+            show(f"  {f.state}: {f.path}{done}")
     for f in status.files:
         if f.state in PROBLEMS:
             show(f"  {f.state}: {f.path}: {f.reason or 'no reason recorded'}")

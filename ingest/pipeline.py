@@ -650,7 +650,10 @@ class _Run:
                 prepared.chunks += chunker.add(item.elements)
             read = max([prepared.pages, *(e.page or 0 for e in item.elements)])
             if read > prepared.pages:  # shown by ``status`` and the UI: a long scan is not stuck
-                self.ledger.pages_done(work.key, read)
+                try:
+                    self.ledger.pages_done(work.key, read)
+                except sqlite3.Error as e:  # progress only: never worth failing the file
+                    log.warning("could not record the pages done of %s: %s", work.path, e)
             prepared.pages = read
             if prepared.waiting >= self._group():
                 if not prepared.vectors:

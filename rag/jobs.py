@@ -90,8 +90,17 @@ def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
     db.execute("PRAGMA synchronous = NORMAL")
     db.executescript(_SCHEMA)
     for table, column, kind in _ADDED_COLUMNS:
-        if not _has_column(db, table, column):
-            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        if _has_column(db, table, column):
+            continue
+        # Checked again under the write lock: the worker and the UI may open an old database at once.
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if not _has_column(db, table, column):
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
     return db
 
 

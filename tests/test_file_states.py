@@ -121,3 +121,32 @@ def test_a_ledger_an_older_version_wrote_gains_the_pages_column_and_reads_before
     writer.pages_done("/s/b.pdf", 3)
     assert {f.path: f.pages for f in writer.all()} == {"/s/a.md": None, "/s/b.pdf": 3}
     writer.close()
+
+
+def test_two_processes_migrating_an_old_ledger_at_once_both_open_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "state.sqlite"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE files (path TEXT PRIMARY KEY, state TEXT NOT NULL, reason TEXT, size INTEGER NOT NULL "
+                "DEFAULT 0, mtime REAL NOT NULL DEFAULT 0, started REAL, seconds REAL, updated REAL NOT NULL)")
+    old.commit()
+    old.close()
+    FileStates(path).close()  # the first process adds the column
+
+    import rag.jobs
+
+    real, told = rag.jobs._has_column, []
+
+    def stale_first_look(db: sqlite3.Connection, table: str, column: str) -> bool:
+        if not told:  # the second process looked before the first one's ALTER TABLE
+            told.append(True)
+            return False
+        return real(db, table, column)
+
+    monkeypatch.setattr(rag.jobs, "_has_column", stale_first_look)
+    second = FileStates(path)  # before the fix: "duplicate column name: pages"
+    second.set("/s/a.pdf", "parsing")
+    second.pages_done("/s/a.pdf", 1)
+    assert second.all()[0].pages == 1
+    second.close()

@@ -184,7 +184,8 @@ def _queue_fragment(settings: Settings, access: tuple[str, ...], language: UILan
         if file.visible_to(access):
             text = translate(language, f"queue_now_{file.state}", name=escape_inline(file.name))
             if file.pages:
-                text += " " + translate(language, "queue_pages_done", pages=format_number(file.pages, language))
+                key = "queue_page_done" if file.pages == 1 else "queue_pages_done"
+                text += " " + translate(language, key, pages=format_number(file.pages, language))
             st.caption(text)
     if status.pending:
         st.caption(_eta_text(status, language))
