@@ -128,7 +128,7 @@ class Chunker:
         for element in elements:
             if not element.text.strip():
                 continue
-            start = self._offset + (len(SEPARATOR) if self._offset or self._section else 0)
+            start = self._offset + (len(SEPARATOR) if self._offset else 0)
             block = _Block(element, start, start + len(element.text))
             self._offset = block.end
             is_title = element.kind == "title"

@@ -228,7 +228,7 @@ class SandboxedParser:
                         raise DocumentError(where, "parser sent an invalid reply", quarantine=True) from e
                     if isinstance(reply, dict) and "part" in reply:
                         parts += 1
-                        yield self._interpret(where, path, reply)
+                        yield self._part(where, path, reply["part"])
                         continue
                     if more:  # the reply is over, yet the child wrote on
                         raise DocumentError(where, "parser sent an invalid reply", quarantine=True)
@@ -237,8 +237,7 @@ class SandboxedParser:
                         if not parts:
                             raise DocumentError(where, "no text found")
                         return
-                    self._interpret(where, path, reply)
-                    raise AssertionError("unreachable: only a part is interpreted without raising")
+                    raise self._failure(where, reply)
             finally:
                 if not done:
                     self._discard()  # mid-reply: what the child sends next would answer no request
@@ -311,26 +310,28 @@ class SandboxedParser:
             return f"parser crashed (signal {-code}, {_signal_name(-code)})"
         return f"parser exited unexpectedly (exit code {code})"
 
-    def _interpret(self, where: str, path: Path, reply: object) -> ParsedDocument:
-        """The part in ``reply``; raises what the child reported instead."""
+    @staticmethod
+    def _part(where: str, path: Path, data: object) -> ParsedDocument:
+        """A part line's document (an invalid one ends the stream, and with it the child)."""
+        try:
+            return document_from_dict(data, path)
+        except ValueError as e:
+            raise DocumentError(where, "parser sent an invalid reply", quarantine=True) from e
+
+    def _failure(self, where: str, reply: object) -> DocumentError:
+        """What a last reply line other than ``done`` reports; ends the child where it cannot go on."""
         if isinstance(reply, dict):
-            if "part" in reply:
-                try:
-                    return document_from_dict(reply["part"], path)
-                except ValueError as e:
-                    self._discard()
-                    raise DocumentError(where, "parser sent an invalid reply", quarantine=True) from e
             if reply.get("memory") is True:
                 self._discard()  # the child exits after a MemoryError; reap it now
-                raise DocumentError(
+                return DocumentError(
                     where, f"parser ran out of memory (limit {self.limits.memory_mb} MB)", quarantine=True
                 )
             if isinstance(reply.get("error"), str):
-                raise DocumentError(where, _plain(reply["error"]), quarantine=reply.get("quarantine") is True)
+                return DocumentError(where, _plain(reply["error"]), quarantine=reply.get("quarantine") is True)
             if isinstance(reply.get("unexpected"), str):
-                raise DocumentError(where, f"unexpected error: {_plain(reply['unexpected'])}")
+                return DocumentError(where, f"unexpected error: {_plain(reply['unexpected'])}")
         self._discard()
-        raise DocumentError(where, "parser sent an invalid reply", quarantine=True)
+        return DocumentError(where, "parser sent an invalid reply", quarantine=True)
 
     def _child(self) -> subprocess.Popen[bytes]:
         if self._proc is not None and self._proc.poll() is None:
@@ -436,11 +437,8 @@ def _answer(parser: Parser, request: Mapping[str, Any], replies: IO[bytes]) -> b
             ocr_languages=request.get("ocr_languages"),
         ))
         for part in parts:
-            line = _line({"part": document_to_dict(part)})
-            del part
-            replies.write(line)
+            replies.write(_line({"part": document_to_dict(part)}))
             replies.flush()
-            del line
         replies.write(_line({"done": True}))
         return False
     except MemoryError:
