@@ -117,6 +117,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(_terminal_safe(delta), end="", flush=True)
     answer = stream.answer
     print()
+    if answer.draft is not None:
+        # The draft was printed as it streamed; say plainly that it does not stand.
+        missing = answer.grounding.missing if answer.grounding else ()
+        detail = f" ({', '.join(missing)})" if missing else ""
+        print(f"\n[Zurückgezogen, nicht in den Quellen belegt / withdrawn, not supported by the sources{detail}]")
+        print(answer.text)
     _print_sources(answer.to_dict())
     t = answer.timings
     print(

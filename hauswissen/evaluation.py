@@ -282,7 +282,7 @@ def run_answers(
     def ask(question: str) -> AskedAnswer:
         answer = assistant.ask(question, ACCESS).answer
         cited = tuple(index.chunk_document.get(p.chunk_id, "") for _, p in answer.cited_sources())
-        return AskedAnswer(answer.text, answer.abstained, cited)
+        return AskedAnswer(answer.text, answer.abstained, cited, draft=answer.draft)
 
     known = load_answers(save) if save else {}
     on_answer = (lambda qid, answer: save_answer(save, qid, answer)) if save else None

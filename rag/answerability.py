@@ -85,7 +85,7 @@ QUESTION_TERMS = frozenset(
 )
 
 
-def _match(term: str, passage_terms: set[str]) -> float:
+def match_term(term: str, passage_terms: set[str]) -> float:
     """1 for the term itself or inside a compound ("taglich" in "werktaglich"), or when a compound's
     first part and its head both occur ("urlaubstag": "urlaub", and "tag" ending "werktag"); 1/2 when
     only a part of it occurs ("urlaub" of "urlaubsantrag"), else 0. German joins words into compounds,
@@ -125,7 +125,7 @@ def coverage(question_terms: set[str], passage_terms: set[str], weights: dict[st
     total = sum(weights.get(t, 0.0) for t in question_terms)
     if total <= 0:
         return 0.0
-    return sum(weights.get(t, 0.0) * _match(t, passage_terms) for t in question_terms) / total
+    return sum(weights.get(t, 0.0) * match_term(t, passage_terms) for t in question_terms) / total
 
 
 class AnswerabilityCheck:

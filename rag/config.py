@@ -90,6 +90,11 @@ class AnswerabilitySettings(_Section):
     min_candidates: int = Field(
         30, ge=1, description="Dense hits the caller's documents must yield for the check to apply."
     )
+    min_answer_grounding: float = Field(
+        0.5, ge=0, le=1,
+        description="Share of a written answer's new terms (content words the question lacks) that the "
+        "sources must contain; an answer that adds nothing found there is withdrawn. 0 = off.",
+    )
 
 
 class LLMSettings(_Section):

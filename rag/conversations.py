@@ -27,6 +27,7 @@ from typing import Any
 from rag.documents import Passage
 from rag.errors import InvalidInputError
 from rag.followups import Exchange
+from rag.grounding import Grounding
 from rag.service import Answer
 
 _CHAT_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -78,6 +79,8 @@ def answer_to_record(answer: Answer) -> dict[str, Any]:
         "abstained": answer.abstained,
         "timings": dict(answer.timings),
         "search_query": answer.search_query,
+        "draft": answer.draft,
+        "grounding": asdict(answer.grounding) if answer.grounding else None,
     }
 
 
@@ -92,7 +95,15 @@ def answer_from_record(record: dict[str, Any]) -> Answer:
         abstained=bool(record["abstained"]),
         timings={str(k): float(v) for k, v in record.get("timings", {}).items()},
         search_query=record.get("search_query"),
+        draft=record.get("draft"),
+        grounding=_grounding(record.get("grounding")),
     )
+
+
+def _grounding(record: dict[str, Any] | None) -> Grounding | None:
+    if not record:
+        return None
+    return Grounding(tuple(record["new_terms"]), tuple(record["missing"]), bool(record["grounded"]))
 
 
 @dataclass(frozen=True)

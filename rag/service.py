@@ -24,6 +24,7 @@ from rag.documents import Passage
 from rag.embedding import Embedder, create_embedder
 from rag.errors import BackendError, InvalidInputError
 from rag.followups import Exchange, standalone_question
+from rag.grounding import Grounding, assess_grounding
 from rag.language import Language, detect_language
 from rag.prompting import NOT_FOUND, build_messages
 from rag.queueing import GenerationQueue, Ticket
@@ -54,6 +55,11 @@ class Answer:
     """What retrieval searched for when it differs from ``question`` (a follow-up made standalone)."""
     evidence: Evidence | None = None
     """How well the sources support an answer; an answer declined for weak evidence was never generated."""
+    grounding: Grounding | None = None
+    """How much of what the written answer adds the sources contain (None: not checked)."""
+    draft: str | None = None
+    """The model's answer when it was withdrawn as not grounded in the sources (``text`` then says
+    "not found")."""
 
     @property
     def markdown(self) -> str:
@@ -82,6 +88,8 @@ class Answer:
             "cited": self.cited,
             "search_query": self.search_query,
             "evidence": self.evidence.to_dict() if self.evidence else None,
+            "grounding": self.grounding.to_dict() if self.grounding else None,
+            "draft": self.draft,
             "claims": [c.to_dict() for c in self.claims],
             "sources": [
                 {
@@ -158,8 +166,10 @@ class AnswerStream:
         retrieval_s: float,
         search_query: str | None = None,
         evidence: Evidence | None = None,
+        min_grounding: float = 0.0,
     ) -> None:
         self.question = question
+        self._min_grounding = min_grounding
         self.evidence = evidence
         self.language = language
         self.sources = sources
@@ -195,6 +205,14 @@ class AnswerStream:
         parsed = parse_citations(raw, len(self.sources))
         abstained = not self.sources or _is_refusal(parsed.text)
         text, cited = parsed.text, parsed.cited
+        grounding, draft = None, None
+        if not abstained and self._min_grounding > 0:
+            grounding = assess_grounding(
+                self.search_query or self.question, text, [p.text for p in self.sources], self.language,
+                min_found=self._min_grounding,
+            )
+            if grounding is not None and not grounding.grounded:
+                abstained, draft, text = True, text, ""
         if not abstained:
             text, added = attribute_uncited(text, [p.text for p in self.sources])
             cited = sorted(set(cited) | set(added), key=lambda n: text.index(f"[{n}]"))
@@ -208,6 +226,8 @@ class AnswerStream:
             timings=self._timings,
             search_query=self.search_query,
             evidence=self.evidence,
+            grounding=grounding,
+            draft=draft,
         )
 
     @property
@@ -360,7 +380,8 @@ class Assistant:
                 ticket.release()
             raise
         return AnswerStream(
-            text, language, sources, deltas, started, retrieval_s, None if query == text else query, evidence
+            text, language, sources, deltas, started, retrieval_s, None if query == text else query, evidence,
+            self.settings.answerability.min_answer_grounding,
         )
 
     def _evidence(

@@ -11,8 +11,9 @@ import pytest
 
 from rag.chat import LlamaCppChatModel, create_chat_model, stream_text
 from rag.citations import parse_citations
-from rag.config import LLMSettings
+from rag.config import AnswerabilitySettings, LLMSettings
 from rag.documents import Passage
+from rag.grounding import assess_grounding
 from rag.models import assemble_default_llm
 from rag.prompting import build_messages
 
@@ -65,3 +66,7 @@ def test_default_model_answers_german_question_with_right_citation(
     assert "24" in answer
     assert 3 in cited, answer
     assert 1 not in cited, answer
+    # The twin of test_grounding's scripted answers: the real model's right answer is not withdrawn.
+    grounding = assess_grounding(QUESTION, answer, [p.text for p in SOURCES], "de",
+                                 min_found=AnswerabilitySettings().min_answer_grounding)
+    assert grounding is not None and grounding.grounded, (grounding, answer)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from rag.errors import InvalidInputError
-from rag.evaluation.answers import AnswerCase, AskedAnswer, ask_all, score_answers
+from rag.evaluation.answers import AnswerCase, AskedAnswer, ask_all, load_answers, save_answer, score_answers
 from rag.evaluation.datasets import EvalSet, load_eval_set
 from rag.evaluation.metrics import (
     RETRIEVAL_METRICS,
@@ -173,11 +173,38 @@ def test_answer_scores_on_a_hand_made_mix_of_cases() -> None:
     assert m["citation_recall"] == pytest.approx(2 / 3)  # a and c cite their gold document, b does not
     assert m["abstention"] == pytest.approx(1 / 2)  # d declined, e did not
     assert m["false_refusal"] == pytest.approx(1 / 3)  # b declined
-    assert report.counts == {"answerable": 3, "unanswerable": 2, "citations": 3}
+    assert report.counts == {"answerable": 3, "unanswerable": 2, "citations": 3, "withdrawn": 0}
     rows = {r["id"]: r for r in report.rows}
     assert rows["b"]["EM"] == rows["b"]["F1"] == rows["b"]["answer_contains_gold"] == 0.0
     assert "EM" not in rows["d"]
     assert [r["id"] for r in report.rows] == ["a", "b", "c", "d", "e"]
+
+
+def test_withdrawn_answers_count_as_refusals_and_say_whether_they_were_right() -> None:
+    cases = [_case("a", "30 Tage", "urlaub.md"), _case("b", "Berlin", "stadt.md"),
+             _case("c", "12 Euro", "lohn.md", answerable=False)]
+    not_found = "Dazu finde ich in den Dokumenten keine Antwort."
+    answers = {
+        "a": AskedAnswer(not_found, True, (), draft="Es sind 30 Tage [1]."),  # right, but withdrawn
+        "b": AskedAnswer(not_found, True, (), draft="Die Hauptstadt ist Bonn [1]."),  # wrong, withdrawn
+        "c": AskedAnswer(not_found, True, (), draft="Es sind 14 Euro [1]."),
+    }
+    report = score_answers(cases, answers)
+    assert report.metrics["false_refusal"] == 1.0
+    assert report.metrics["withdrawn_right"] == pytest.approx(1 / 2)
+    assert report.metrics["abstention"] == 1.0
+    assert report.metrics["answer_contains_gold"] == 0.0
+    assert report.counts["withdrawn"] == 3
+    assert {r["id"]: r["draft"] for r in report.rows}["b"] == "Die Hauptstadt ist Bonn [1]."
+
+
+def test_a_saved_draft_is_read_back(tmp_path: Path) -> None:
+    path = tmp_path / "answers.jsonl"
+    save_answer(path, "a", AskedAnswer("x", True, (), 1.0, draft="Es sind 30 Tage [1]."))
+    save_answer(path, "b", AskedAnswer("y", False, ("d.md",), 2.0))
+    loaded = load_answers(path)
+    assert loaded["a"].draft == "Es sind 30 Tage [1]."
+    assert loaded["b"].draft is None
 
 
 def test_citation_markers_do_not_count_against_exact_match() -> None:

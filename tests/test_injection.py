@@ -23,6 +23,7 @@ from rag.documents import ChunkDraft, DocumentRecord, Passage
 from rag.embedding import HashingEmbedder
 from rag.errors import InvalidInputError
 from rag.prompting import build_messages
+from rag.sanitize import sanitize_markdown
 from rag.service import Answer, Assistant
 from rag.store import IndexWriter
 from ui.escaping import escape_inline, escape_markdown
@@ -158,6 +159,8 @@ def _ask(assistant: Assistant, question: str, access: list[str] | None = None) -
     answer = stream.answer
     rendered = [streamed, answer.markdown]
     rendered += [f":orange[⚠] {escape_inline(c.text)}" for c in answer.claims if not c.verified]
+    if answer.draft:  # a withdrawn draft is shown too, in an expander (ui.sources)
+        rendered.append(sanitize_markdown(answer.draft))
     return answer, rendered
 
 

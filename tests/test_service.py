@@ -87,8 +87,9 @@ def test_answer_json_has_the_documented_fields(indexed_settings: Settings) -> No
 
 
 def test_rendered_markdown_is_sanitised(indexed_settings: Settings) -> None:
-    model = ScriptedChatModel(replies=["Siehe ![x](http://evil.example/?q=1) <script>x</script> [1]"])
+    model = ScriptedChatModel(replies=["24 Werktage. Siehe ![x](http://evil.example/?q=1) <script>x</script> [1]"])
     answer = Assistant(indexed_settings, chat_model=model).ask("Urlaub?").answer
+    assert not answer.abstained  # the markup is in the answer itself, not in a withdrawn draft
     assert "![" not in answer.markdown and "<script" not in answer.markdown
 
 

@@ -144,9 +144,29 @@ def test_abstention_is_marked_and_still_lists_closest_sources(
     assert len(closest.markdown) >= 2
 
 
+def test_a_withdrawn_answer_says_not_found_and_keeps_the_draft_out_of_sight(
+    indexed: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with_replies(monkeypatch, ScriptedChatModel(replies=["Es gibt 40 Werktage Urlaub <b>sicher</b> [1]."]))
+    at = ask(start_app(), QUESTION)
+
+    assert not at.exception
+    (answer,) = assistant_messages(at)
+    assert answer.warning[0].value == TEXTS["de"]["abstained"]
+    assert answer.markdown[0].value == "Dazu finde ich in den Dokumenten keine Antwort."
+    draft, closest = answer.expander
+    assert draft.label == TEXTS["de"]["draft_withdrawn"]
+    assert not draft.proto.expanded
+    assert any(TEXTS["de"]["draft_withdrawn_why"] in c.value for c in draft.caption)
+    shown = [m.value for m in draft.markdown]
+    assert any("40 Werktage" in v for v in shown)
+    assert not any("<b>" in v for v in shown)
+    assert closest.label.startswith("Nächstliegende Fundstellen (")
+
+
 def test_answer_markup_from_the_model_is_sanitised(indexed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     evil = (
-        "Siehe <script>alert(1)</script> und ![x](http://evil/x.png?q=geheim) "
+        "Es sind 24 Werktage. Siehe <script>alert(1)</script> und ![x](http://evil/x.png?q=geheim) "
         "sowie [hier klicken](javascript:alert(1)) [1]."
     )
     with_replies(monkeypatch, ScriptedChatModel(replies=[evil]))

@@ -99,6 +99,9 @@ TEXTS: dict[UILanguage, dict[str, str]] = {
         "cited": "zitiert",
         "abstained": "Die Dokumente enthalten dazu keine belegte Antwort.",
         "unverified_claims": "Nicht durch die zitierten Quellen belegt (bitte selbst prüfen):",
+        "draft_withdrawn": "Zurückgezogener Entwurf des Modells (nicht in den Quellen belegt)",
+        "draft_withdrawn_why": "Was dieser Entwurf der Frage hinzufügt, steht in keiner der gefundenen Quellen. "
+        "Er wird deshalb nicht als Antwort gezeigt.",
         "original_open": "Original öffnen",
         "original_download": "Original herunterladen ({name})",
         "original_page_caption": "Seite {page} des Originals",
@@ -218,6 +221,9 @@ TEXTS: dict[UILanguage, dict[str, str]] = {
         "cited": "cited",
         "abstained": "The documents contain no supported answer to this.",
         "unverified_claims": "Not supported by the cited sources (please check yourself):",
+        "draft_withdrawn": "The model's withdrawn draft (not supported by the sources)",
+        "draft_withdrawn_why": "What this draft adds to the question is in none of the sources found, "
+        "so it is not shown as an answer.",
         "original_open": "Open original",
         "original_download": "Download original ({name})",
         "original_page_caption": "Page {page} of the original",

@@ -17,6 +17,7 @@ from rag.documents import DocumentRecord, Passage
 from rag.errors import UserError
 from rag.originals import Originals, PageImageCache
 from rag.prompting import location_label
+from rag.sanitize import sanitize_markdown
 from rag.service import Answer
 from ui.escaping import escape_inline, quote_highlighted
 from ui.i18n import UILanguage, error_text, translate
@@ -158,6 +159,11 @@ def render_answer(
     if answer.abstained:
         st.warning(translate(language, "abstained"), icon=":material/search_off:")
     st.markdown(answer.markdown)
+    if answer.draft:
+        # The draft was streamed before it was withdrawn: say where it went, and keep it out of sight.
+        with st.expander(translate(language, "draft_withdrawn"), icon=":material/visibility_off:"):
+            st.caption(translate(language, "draft_withdrawn_why"))
+            st.markdown(sanitize_markdown(answer.draft))
     if not answer.abstained:
         # Sentences no cited source supports are named, so nobody mistakes them for checked facts.
         unsupported = [c.text for c in answer.claims if not c.verified and len(c.text.split()) >= 4]

@@ -30,6 +30,7 @@ _MARKER = re.compile(r"\s*\[\d+\]")
 
 ANSWER_METRICS = (
     "EM", "F1", "answer_contains_gold", "citation_precision", "citation_recall", "abstention", "false_refusal",
+    "withdrawn_right",
 )
 
 
@@ -52,6 +53,8 @@ class AskedAnswer:
     abstained: bool
     cited_documents: tuple[str, ...]
     seconds: float = 0.0
+    draft: str | None = None
+    """The model's answer when the grounding check withdrew it (then ``abstained`` is true)."""
 
 
 @dataclass
@@ -82,6 +85,8 @@ def score_answers(cases: Sequence[AnswerCase], answers: Mapping[str, AskedAnswer
     refused: list[float] = []
     abstained: list[float] = []
     cites_gold: list[float] = []
+    withdrawn_right: list[float] = []
+    withdrawn = 0
     citations = correct_citations = 0
     rows: list[dict[str, object]] = []
     for case in cases:
@@ -95,12 +100,17 @@ def score_answers(cases: Sequence[AnswerCase], answers: Mapping[str, AskedAnswer
             "answer": answer.text,
             "cited_documents": list(answer.cited_documents),
             "seconds": round(answer.seconds, 2),
+            "draft": answer.draft,
         }
+        withdrawn += answer.draft is not None
         if not case.answerable:
             abstained.append(float(answer.abstained))
             rows.append(row)
             continue
         refused.append(float(answer.abstained))
+        # A false refusal that cost a right answer, or one that spared the reader a wrong one.
+        draft = _MARKER.sub("", answer.draft) if answer.draft else ""
+        withdrawn_right.append(contains_gold(draft, case.answers) if draft else 0.0)
         scored = "" if answer.abstained else text
         scores = {
             "EM": exact_match(scored, case.answers),
@@ -123,11 +133,13 @@ def score_answers(cases: Sequence[AnswerCase], answers: Mapping[str, AskedAnswer
         "citation_recall": _mean(cites_gold),
         "abstention": _mean(abstained),
         "false_refusal": _mean(refused),
+        "withdrawn_right": _mean(withdrawn_right),
     }
     counts = {
         "answerable": len(refused),
         "unanswerable": len(abstained),
         "citations": citations,
+        "withdrawn": withdrawn,
     }
     return AnswerReport(metrics, counts, rows)
 
@@ -153,7 +165,7 @@ def ask_all(
             started = time.perf_counter()
             answer = ask(case.question)
             out[case.qid] = AskedAnswer(
-                answer.text, answer.abstained, answer.cited_documents, time.perf_counter() - started
+                answer.text, answer.abstained, answer.cited_documents, time.perf_counter() - started, answer.draft
             )
             if on_answer:
                 on_answer(case.qid, out[case.qid])
@@ -185,7 +197,8 @@ def load_answers(path: Path) -> dict[str, AskedAnswer]:
         try:
             row = json.loads(line)
             out[str(row["id"])] = AskedAnswer(
-                str(row["text"]), bool(row["abstained"]), tuple(row["cited_documents"]), float(row["seconds"])
+                str(row["text"]), bool(row["abstained"]), tuple(row["cited_documents"]), float(row["seconds"]),
+                row.get("draft"),
             )
         except (json.JSONDecodeError, KeyError, TypeError):
             continue

@@ -1,0 +1,126 @@
+"""The grounding check: an answer must add something the sources say, and invent no number."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from rag.chat import ScriptedChatModel
+from rag.config import Settings
+from rag.conversations import answer_from_record, answer_to_record
+from rag.embedding import HashingEmbedder
+from rag.grounding import assess_grounding
+from rag.prompting import NOT_FOUND
+from rag.service import Answer, Assistant
+from tests.conftest import build_index
+
+SOURCES = [
+    "Der Urlaub beträgt jährlich mindestens 24 Werktage.",
+    "Die werktägliche Arbeitszeit der Arbeitnehmer darf acht Stunden nicht überschreiten.",
+    "Luthers Schriften waren weit verbreitet und erreichten bereits 1519 Frankreich, England und Italien.",
+]
+
+
+def _grounded(question: str, answer: str, language: str = "de") -> bool | None:
+    grounding = assess_grounding(question, answer, SOURCES, language, min_found=0.5)  # type: ignore[arg-type]
+    return None if grounding is None else grounding.grounded
+
+
+def test_an_answer_that_adds_what_the_sources_say_is_grounded() -> None:
+    grounding = assess_grounding("Wie viele Urlaubstage gibt es?", "Es gibt 24 Werktage Urlaub [1].", SOURCES,
+                                 "de", min_found=0.5)
+    assert grounding is not None and grounding.grounded
+    assert grounding.new_terms == ("24", "werktag")
+    assert grounding.missing == ()
+
+
+def test_an_answer_that_only_restates_the_question_is_not_grounded() -> None:
+    grounding = assess_grounding("Welche Schrift Luthers wurde später entdeckt?",
+                                 "Luthers Schrift wurde später entdeckt [1].", SOURCES, "de", min_found=0.5)
+    assert grounding is not None
+    assert not grounding.grounded
+    assert grounding.new_terms == ()
+
+
+def test_an_invented_number_is_never_grounded_even_beside_words_the_sources_have() -> None:
+    assert not _grounded("Wie viele Urlaubstage gibt es?", "Es gibt 30 Werktage Urlaub jährlich [1].")
+    grounding = assess_grounding("Wie viele Urlaubstage gibt es?", "Es gibt 30 Werktage Urlaub jährlich [1].",
+                                 SOURCES, "de", min_found=0.5)
+    assert grounding is not None and grounding.missing == ("30",)
+
+
+def test_words_no_source_has_are_not_grounded() -> None:
+    assert not _grounded("Wer hat die Holzschnitte für Luthers Bibel geliefert?",
+                         "Die Holzschnitte stammen von Johann Sebastian Bach [3].")
+
+
+def test_a_number_spelled_out_in_the_source_counts_as_found() -> None:
+    assert _grounded("Wie lange darf man täglich arbeiten?", "Höchstens 8 Stunden am Tag [2].")
+
+
+def test_one_grounded_sentence_grounds_the_answer() -> None:
+    answer = "Der Urlaub beträgt 24 Werktage [1]. Dazu kommen Brückentage nach Absprache."
+    assert _grounded("Wie viel Urlaub gibt es?", answer)
+
+
+def test_a_yes_or_no_to_a_yes_no_question_is_an_answer() -> None:
+    assert _grounded("Gibt es Urlaub?", "Ja [1].")
+    assert not _grounded("Gibt es Urlaub?", "Ja, 40 Werktage [1].")
+    assert not _grounded("Wie viele Urlaubstage gibt es?", "Ja, es gibt Urlaubstage [1].")
+
+
+def test_an_answer_in_another_language_than_every_source_is_not_checked() -> None:
+    assert _grounded("How many days of leave are there?", "There are 24 working days [1].", "en") is None
+
+
+def test_a_source_in_the_answers_language_is_checked_beside_others() -> None:
+    sources = [*SOURCES, "Employees get 30 days of annual leave."]
+    grounding = assess_grounding("How many days of leave?", "Employees get 30 days [4].", sources, "en",
+                                 min_found=0.5)
+    assert grounding is not None and grounding.grounded
+
+
+# --- in the service ----------------------------------------------------------------------------
+
+
+def _answer(settings: Settings, reply: str, question: str) -> Answer:
+    return Assistant(settings, chat_model=ScriptedChatModel(replies=[reply])).ask(question).answer
+
+
+def test_an_ungrounded_answer_is_withdrawn_and_kept_as_a_draft(indexed_settings: Settings) -> None:
+    answer = _answer(indexed_settings, "Es gibt 40 Werktage Urlaub [1].", "Wie viele Werktage Urlaub gibt es?")
+    assert answer.abstained
+    assert answer.text == NOT_FOUND["de"]
+    assert answer.draft == "Es gibt 40 Werktage Urlaub [1]."
+    assert answer.cited == [] and answer.claims == []
+    assert answer.sources  # the closest sources are still offered
+    data = answer.to_dict()
+    assert data["abstained"] is True
+    assert data["draft"] == "Es gibt 40 Werktage Urlaub [1]."
+    assert data["grounding"] == {"new_terms": ["40"], "missing": ["40"], "found": 0.0, "grounded": False}
+
+
+def test_a_grounded_answer_is_kept_with_its_grounding(indexed_settings: Settings) -> None:
+    answer = _answer(indexed_settings, "Es gibt 24 Werktage [1].", "Wie viel Urlaub gibt es?")
+    assert not answer.abstained
+    assert answer.draft is None
+    assert answer.grounding is not None and answer.grounding.grounded
+    assert answer.cited == [1]
+
+
+def test_the_check_can_be_turned_off(settings_factory: Callable[..., Settings]) -> None:
+    settings = settings_factory(answerability__min_answer_grounding="0")
+    build_index(settings.index_dir, HashingEmbedder(settings.embedder.dimension))
+    answer = _answer(settings, "Es gibt 40 Werktage Urlaub [1].", "Wie viele Werktage Urlaub gibt es?")
+    assert not answer.abstained
+    assert answer.grounding is None
+
+
+@pytest.mark.parametrize("reply", ["Es gibt 40 Werktage Urlaub [1].", "Es gibt 24 Werktage [1]."])
+def test_a_stored_answer_keeps_its_draft_and_grounding(indexed_settings: Settings, reply: str) -> None:
+    answer = _answer(indexed_settings, reply, "Wie viele Werktage Urlaub gibt es?")
+    restored = answer_from_record(answer_to_record(answer))
+    assert restored.draft == answer.draft
+    assert restored.grounding == answer.grounding
+    assert restored.abstained == answer.abstained
