@@ -294,7 +294,8 @@ def answers_table(eval_set: EvalSet, report: AnswerReport) -> str:
     """A plain-text summary of an answer evaluation."""
     lines = [
         f"{eval_set.name}: {report.counts['answerable']} answerable and {report.counts['unanswerable']} "
-        f"unanswerable questions, {report.counts['citations']} citations",
+        f"unanswerable questions, {report.counts['citations']} citations, "
+        f"{report.counts.get('withdrawn', 0)} written answers withdrawn as not grounded in the sources",
     ]
     for name in ANSWER_METRICS:
         value = report.metrics[name]

@@ -26,7 +26,7 @@ from rag.errors import BackendError, InvalidInputError
 from rag.followups import Exchange, standalone_question
 from rag.grounding import Grounding, assess_grounding
 from rag.language import Language, detect_language
-from rag.prompting import NOT_FOUND, build_messages
+from rag.prompting import NOT_FOUND, build_messages, location_label
 from rag.queueing import GenerationQueue, Ticket
 from rag.reranking import create_reranker
 from rag.retrieval import HybridSearch
@@ -207,12 +207,13 @@ class AnswerStream:
         text, cited = parsed.text, parsed.cited
         grounding, draft = None, None
         if not abstained and self._min_grounding > 0:
-            grounding = assess_grounding(
-                self.search_query or self.question, text, [p.text for p in self.sources], self.language,
-                min_found=self._min_grounding,
-            )
+            # What the model read: each source with its label; what was asked: the question as put and
+            # its standalone rewrite (a follow-up's answer may repeat either).
+            read = [f"{p.document}, {location_label(p, self.language)}: {p.text}" for p in self.sources]
+            asked = " ".join(filter(None, [self.question, self.search_query]))
+            grounding = assess_grounding(asked, text, read, self.language, min_found=self._min_grounding)
             if grounding is not None and not grounding.grounded:
-                abstained, draft, text = True, text, ""
+                abstained, draft, text = True, text or None, ""
         if not abstained:
             text, added = attribute_uncited(text, [p.text for p in self.sources])
             cited = sorted(set(cited) | set(added), key=lambda n: text.index(f"[{n}]"))

@@ -182,18 +182,19 @@ def test_answer_scores_on_a_hand_made_mix_of_cases() -> None:
 
 def test_withdrawn_answers_count_as_refusals_and_say_whether_they_were_right() -> None:
     cases = [_case("a", "30 Tage", "urlaub.md"), _case("b", "Berlin", "stadt.md"),
-             _case("c", "12 Euro", "lohn.md", answerable=False)]
+             _case("c", "12 Euro", "lohn.md", answerable=False), _case("d", "Rhein", "fluss.md")]
     not_found = "Dazu finde ich in den Dokumenten keine Antwort."
     answers = {
         "a": AskedAnswer(not_found, True, (), draft="Es sind 30 Tage [1]."),  # right, but withdrawn
         "b": AskedAnswer(not_found, True, (), draft="Die Hauptstadt ist Bonn [1]."),  # wrong, withdrawn
         "c": AskedAnswer(not_found, True, (), draft="Es sind 14 Euro [1]."),
+        "d": AskedAnswer("Der Rhein [1].", False, ("fluss.md",)),
     }
     report = score_answers(cases, answers)
-    assert report.metrics["false_refusal"] == 1.0
-    assert report.metrics["withdrawn_right"] == pytest.approx(1 / 2)
+    assert report.metrics["false_refusal"] == pytest.approx(2 / 3)
+    assert report.metrics["withdrawn_right"] == pytest.approx(1 / 2)  # of the withdrawn answerable ones
     assert report.metrics["abstention"] == 1.0
-    assert report.metrics["answer_contains_gold"] == 0.0
+    assert report.metrics["answer_contains_gold"] == pytest.approx(1 / 3)
     assert report.counts["withdrawn"] == 3
     assert {r["id"]: r["draft"] for r in report.rows}["b"] == "Die Hauptstadt ist Bonn [1]."
 

@@ -10,6 +10,7 @@ from rag.chat import ScriptedChatModel
 from rag.config import Settings
 from rag.conversations import answer_from_record, answer_to_record
 from rag.embedding import HashingEmbedder
+from rag.followups import Exchange
 from rag.grounding import assess_grounding
 from rag.prompting import NOT_FOUND
 from rag.service import Answer, Assistant
@@ -59,18 +60,71 @@ def test_a_number_spelled_out_in_the_source_counts_as_found() -> None:
     assert _grounded("Wie lange darf man täglich arbeiten?", "Höchstens 8 Stunden am Tag [2].")
 
 
+@pytest.mark.parametrize(
+    ("answer", "source"),
+    [
+        ("Der Zuschuss beträgt 1500 Euro [1].", "Der Zuschuss beträgt 1.500 Euro."),
+        ("Der Zuschuss beträgt 1.500 Euro [1].", "Der Zuschuss beträgt 1500 Euro."),
+        ("Die Regel gilt ab dem 1.3.2024 [1].", "Die Regel gilt ab 01.03.2024."),
+        ("Die Kernzeit beginnt um 9:00 Uhr [1].", "Die Kernzeit beginnt um 9 Uhr."),
+        ("Die Einarbeitung dauert 1 Tag [1].", "Die Einarbeitung dauert einen Tag."),
+        ("Der Zuschlag beträgt 25 Prozent [1].", "Es wird ein Zuschlag von 25 % gezahlt."),
+        ("Erstattet werden 0,30 Euro je Kilometer [1].", "Je Kilometer werden 0,30 € erstattet."),
+        ("Es sind vier Wochen [1].", "Die Kündigungsfrist beträgt 4 Wochen."),
+    ],
+)
+def test_a_number_written_another_way_is_the_same_number(answer: str, source: str) -> None:
+    grounding = assess_grounding("Was gilt?", answer, [source], "de", min_found=0.5)
+    assert grounding is not None and grounding.grounded, grounding
+
+
+def test_a_number_that_is_only_part_of_a_larger_one_is_not_found() -> None:
+    grounding = assess_grounding("Wie viele Einwohner hatte die Stadt im 2. Jahrhundert?",
+                                 "Im 2. Jahrhundert hatte die Stadt 3.000 Einwohner [1].",
+                                 ["Im 2. Jahrhundert lebten dort 2.000 Menschen, heute 300."], "de", min_found=0.5)
+    assert grounding is not None and not grounding.grounded
+    assert "3.000" in grounding.missing
+
+
+def test_an_invented_number_in_any_sentence_withdraws_the_answer() -> None:
+    answer = "Der Urlaub beträgt 24 Werktage [1]. Die Antragsfrist beträgt 14 Tage."
+    assert not _grounded("Wie viel Urlaub gibt es?", answer)
+
+
+def test_numbers_are_checked_against_sources_in_every_language() -> None:
+    sources = ["Employees may work from home up to 3 days a week.", "Die Kantine ist von 11 bis 14 Uhr offen."]
+    kept = assess_grounding("Wie viele Tage Homeoffice?", "Bis zu 3 Tage pro Woche [1].", sources, "de",
+                            min_found=0.5)
+    assert kept is not None and kept.grounded
+    invented = assess_grounding("How many days?", "30 working days [1].", SOURCES, "en", min_found=0.5)
+    assert invented is not None and not invented.grounded and invented.missing == ("30",)
+
+
+def test_a_spelled_number_in_the_answer_is_checked_like_digits() -> None:
+    assert _grounded("Wie viele Bälle fing er ab?", "Er fing acht Bälle ab [2].")
+    assert not _grounded("Wie viele Bälle fing er ab?", "Er fing neun Bälle ab [2].")
+
+
 def test_one_grounded_sentence_grounds_the_answer() -> None:
     answer = "Der Urlaub beträgt 24 Werktage [1]. Dazu kommen Brückentage nach Absprache."
     assert _grounded("Wie viel Urlaub gibt es?", answer)
 
 
-def test_a_yes_or_no_to_a_yes_no_question_is_an_answer() -> None:
+def test_a_yes_or_no_is_an_answer_unless_it_confirms_a_number_no_source_has() -> None:
     assert _grounded("Gibt es Urlaub?", "Ja [1].")
+    assert _grounded("Bekomme ich Urlaub?", "Ja, Sie bekommen Urlaub [1].")
     assert not _grounded("Gibt es Urlaub?", "Ja, 40 Werktage [1].")
-    assert not _grounded("Wie viele Urlaubstage gibt es?", "Ja, es gibt Urlaubstage [1].")
+    assert not _grounded("Darf ich 30 Tage Urlaub nehmen?", "Ja, Sie dürfen 30 Tage Urlaub nehmen [1].")
 
 
-def test_an_answer_in_another_language_than_every_source_is_not_checked() -> None:
+def test_picking_one_of_the_alternatives_the_question_offers_is_an_answer() -> None:
+    sources = ["Der Antrag ist schriftlich zu stellen."]
+    grounding = assess_grounding("Muss der Antrag schriftlich oder mündlich gestellt werden?", "Schriftlich [1].",
+                                 sources, "de", min_found=0.5)
+    assert grounding is not None and grounding.grounded
+
+
+def test_an_answer_in_another_language_than_every_source_is_checked_for_numbers_only() -> None:
     assert _grounded("How many days of leave are there?", "There are 24 working days [1].", "en") is None
 
 
@@ -124,3 +178,27 @@ def test_a_stored_answer_keeps_its_draft_and_grounding(indexed_settings: Setting
     assert restored.draft == answer.draft
     assert restored.grounding == answer.grounding
     assert restored.abstained == answer.abstained
+
+
+def test_what_the_model_read_includes_each_sources_label(indexed_settings: Settings) -> None:
+    answer = _answer(indexed_settings, "Das regelt § 3 des Gesetzes zur Dauer des Urlaubs [2].",
+                     "Wo steht die Dauer des Urlaubs?")
+    assert not answer.abstained, answer.grounding
+
+
+def test_a_follow_up_answer_may_repeat_the_rewritten_question(indexed_settings: Settings) -> None:
+    replies = ["Wie viele Werktage Urlaub gibt es nach dem Bundesurlaubsgesetz?",
+               "Nach dem Bundesurlaubsgesetz gibt es Werktage Urlaub [1]."]
+    model = ScriptedChatModel(replies=replies)
+    history = [Exchange("Was regelt das Bundesurlaubsgesetz?", "Den Urlaub [1].")]
+    answer = Assistant(indexed_settings, chat_model=model).ask("und wie viele Tage?", history=history).answer
+    assert answer.search_query == replies[0]
+    # It adds nothing to the rewritten question: withdrawn, though every word is new to "und wie viele Tage?".
+    assert answer.abstained
+    assert answer.draft == replies[1]
+
+
+def test_an_empty_reply_is_withdrawn_without_a_draft(indexed_settings: Settings) -> None:
+    answer = _answer(indexed_settings, " ", "Wie viele Werktage Urlaub gibt es?")
+    assert answer.abstained
+    assert answer.draft is None

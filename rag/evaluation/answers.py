@@ -9,7 +9,10 @@ For every question the system is asked exactly as a user would ask it. Scores:
   chunk of the gold document; ``citation_recall``: the share of answerable questions whose answer cites
   the gold document at least once;
 - ``abstention``: for questions whose gold document was left out of the index, the share the system
-  declines; ``false_refusal``: the share of answerable questions it declines.
+  declines; ``false_refusal``: the share of answerable questions it declines;
+- ``withdrawn_right``: of the answerable questions whose written answer the grounding check withdrew
+  (:mod:`rag.grounding`; they count as refused), the share whose withdrawn draft held a gold answer: the
+  rest are refusals that spared the reader a wrong answer. ``withdrawn`` counts the drafts withdrawn.
 
 EM, F1 and ``answer_contains_gold`` are over answerable questions; a refusal scores zero there.
 """
@@ -108,9 +111,8 @@ def score_answers(cases: Sequence[AnswerCase], answers: Mapping[str, AskedAnswer
             rows.append(row)
             continue
         refused.append(float(answer.abstained))
-        # A false refusal that cost a right answer, or one that spared the reader a wrong one.
-        draft = _MARKER.sub("", answer.draft) if answer.draft else ""
-        withdrawn_right.append(contains_gold(draft, case.answers) if draft else 0.0)
+        if answer.draft:  # a false refusal that cost a right answer, or one that spared a wrong one
+            withdrawn_right.append(contains_gold(_MARKER.sub("", answer.draft), case.answers))
         scored = "" if answer.abstained else text
         scores = {
             "EM": exact_match(scored, case.answers),
