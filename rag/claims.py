@@ -8,7 +8,8 @@ hyphenation and quotation marks) and carries at least ``min_support`` of the cla
 inline quote, the claim's words outside it must be said where it stands (for a claim that is little
 more than its quote: any number it states). A fabricated quote, or a citation of a source that does
 not say the claim's words, is never shown as verified; the check is lexical, so it cannot tell a
-paraphrase that changes the meaning from one that keeps it.
+paraphrase that changes the meaning from one that keeps it, except for numbers: a claim stating a number
+its cited source lacks (compared by value, :mod:`rag.numbers`) is never verified.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.citations import SENTENCE_END
+from rag.numbers import missing_numbers
 from rag.text import keyword_terms
 
 # "... Werktage. [1]": a marker after the full stop belongs to the sentence before it.
@@ -51,9 +53,29 @@ def normalise_quote(text: str) -> str:
     return " ".join(text.translate(_QUOTE_CHARS).split()).casefold()
 
 
+# A full stop that ends no sentence: "am 1. März", "S. 12", "Abs. 2", "Nr. 5", "z. B. 3".
+_DAY_END = re.compile(r"\b\d{1,2}\.$")
+_MONTH_START = re.compile(r"(?:Jan|Feb|Mär|Mar|Apr|Mai|May|Jun|Jul|Aug|Sep|Okt|Oct|Nov|Dez|Dec)[a-zä]*\b")
+_ABBREVIATION_END = re.compile(r"\b(?:S|Abs|Nr|Art|Ziff|Kap|Bd|Tz|Rn|vgl|ca|z\.\s?B)\.$", re.IGNORECASE)
+
+
+def _continues(previous: str, piece: str) -> bool:
+    return bool(
+        (_DAY_END.search(previous) and _MONTH_START.match(piece))
+        or (_ABBREVIATION_END.search(previous) and piece[:1].isdigit())
+    )
+
+
 def split_sentences(text: str) -> list[str]:
     """Sentences of an answer or a source, in order (blank ones left out)."""
-    return [s.strip() for s in SENTENCE_END.split(text.replace("\n", " ")) if s.strip()]
+    pieces = SENTENCE_END.split(text.replace("\n", " "))
+    sentences: list[str] = []
+    for piece in pieces:
+        if sentences and _continues(sentences[-1], piece):
+            sentences[-1] = f"{sentences[-1]} {piece}"
+        else:
+            sentences.append(piece)
+    return [s.strip() for s in sentences if s.strip()]
 
 
 def _support(claim_terms: set[str], quote: str) -> float:
@@ -129,6 +151,9 @@ def extract_claims(answer: str, sources: Sequence[str], *, min_support: float = 
                 if (verified, support) > (best[2], best[3]):
                     best = (n, quote, verified, support)
         citation, quote, verified, _ = best
+        if verified and citation is not None and missing_numbers(text, [sources[citation - 1]]):
+            # "Der Urlaub beträgt 30 Werktage [1]" shares most words with "... 24 Werktage": not verified.
+            verified = False
         if not verified and written:
             quote = written  # what the model claimed to quote, shown as unverified
         claims.append(Claim(text, citation, quote, verified))

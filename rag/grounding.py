@@ -8,55 +8,59 @@ entdeckt [1]."), or it adds words or numbers of its own that no source contains 
 mindestens 21 Jahre alt sein"). Both show in what the answer *adds* to the question: its content words
 the question does not contain (names, the asked-for thing) and its numbers.
 
-An answer is grounded when
+An answer is grounded when one of its sentences
 
-- no number it states is missing from the sources (an invented number is the costliest error a reader
-  can miss; "1.500" and "1500", "01.03.2024" and "1.3.2024", "9:00" and "9", "8" and "acht" are the
-  same number), and
-- one of its sentences adds a number the sources hold, or adds words of which at least ``min_found``
-  (a share) occur in the sources, or the answer is a plain yes or no ("Ja, ...", "No, ...").
+- states no number the sources lack (numbers are compared by value, :mod:`rag.numbers`: "1.500" and
+  "1500", "01.03.2024" and "1. März 2024", "9:00" and "9", "vier" and "4" are the same), and
+- adds a number the sources hold, or adds words of which at least ``min_found`` (a share) occur in the
+  sources.
 
-Otherwise it is withdrawn: the user gets "not found" and the closest sources instead. The sources are
-what the model read: each passage's text with its document name, page and section. Words are compared
-only with sources in the answer's language (stemming is per language); numbers with every source. The
-check is lexical: it cannot tell a right answer from a wrong one whose words are also in the sources.
+A plain yes or no ("Ja, ...", "No, ...") also stands, and so does naming one of the alternatives an
+"A oder B?" question offers when the sources name it, unless the answer states a number the sources
+lack, or its "yes" confirms one the question brought. Otherwise the answer is withdrawn: the user gets
+"not found" and the closest sources instead. A sentence with a number the sources lack does not
+withdraw an answer that another sentence grounds; :mod:`rag.claims` marks that sentence unverified.
+
+What the model read is each passage's text and its label (document name, page, section): words count
+from both, a number from a label only where the answer refers to it as one ("§ 3", "Seite 12"). Words are
+compared only with sources in the answer's language (stemming is per language), numbers with every
+source. The check is lexical: it cannot tell a right answer from a wrong one whose words are also in the
+sources.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.answerability import match_term, passage_terms, question_terms
-from rag.citations import SENTENCE_END
+from rag.claims import split_sentences
 from rag.language import Language, detect_language
-from rag.text import folded_words
+from rag.numbers import known_readings, numbers_in
+from rag.text import keyword_terms
 
 _MARKER = re.compile(r"\s*\[\d{1,3}\]")
-_NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
-_GROUPED = re.compile(r"\d{1,3}(?:[.,]\d{3})+")
-_YES_NO_ANSWER = re.compile(r"^\W*(?:ja|nein|doch|yes|no)\b", re.IGNORECASE)
+_YES = re.compile(r"^\W*(?:ja|yes|doch(?=\s*[,.!]))\b", re.IGNORECASE)
+_NO = re.compile(r"^\W*(?:nein|no)\b", re.IGNORECASE)
 _YES_NO = frozenset({"ja", "nein", "doch", "yes", "no"})
-_CHOICE = re.compile(r"\b(?:oder|or)\b", re.IGNORECASE)
+_ALTERNATIVES = re.compile(r"([^\W\d_]+)\s+(?:oder|or)\s+([^\W\d_]+)", re.IGNORECASE)
+# Where an answer points at a label: "§ 3", "Seite 12", "Abschnitt 4.2".
+_REFERENCE = re.compile(
+    r"(?:§§?|Seite|S\.|page|p\.|Folie|slide|Blatt|sheet|Abs\.|Absatz|Abschnitt|section|Kapitel|chapter|Nr\.)"
+    r"\s*(\d{1,30}(?:[.,:]\d{1,30})*)",
+    re.IGNORECASE,
+)
 # Symbols that stand for a word ("25 %" in the source, "25 Prozent" in the answer).
 _SYMBOLS = {"de": {"%": " Prozent ", "€": " Euro "}, "en": {"%": " percent ", "€": " euro "}}
 # Words that say a number is what it is; the number itself is the content ("beträgt 30 Tage").
 _FILLER = frozenset(
     "betragt betrag betragen lieg liegt liegen belauft amount amounts total totals ca bzw ggf usw etc".split()
 )
-# "8 Stunden" in an answer, "acht Stunden" in the law: small numbers are found in either spelling.
-_NUMBER_WORDS = {
-    "0": ("null", "zero"), "1": ("eins", "ein", "eine", "einen", "einem", "einer", "one"),
-    "2": ("zwei", "two"), "3": ("drei", "three"), "4": ("vier", "four"), "5": ("funf", "five"),
-    "6": ("sechs", "six"), "7": ("sieben", "seven"), "8": ("acht", "eight"), "9": ("neun", "nine"),
-    "10": ("zehn", "ten"), "11": ("elf", "eleven"), "12": ("zwolf", "twelve"),
-}
-_SPELLED = {word: digits for digits, words in _NUMBER_WORDS.items() for word in words}
-# In an answer an article is not a number: "ein Tag" states nothing to check, "vier Tage" does.
-_SPELLED_IN_ANSWER = {word: digits for word, digits in _SPELLED.items() if digits != "1" or word == "eins"}
 # Abbreviations whose full stops would split a sentence and leave letters as words ("z. B.").
-_ABBREVIATION = re.compile(r"\b(?:z|d|u|o|s|v|i|e)\.\s?(?:B|h|a|ä|g|S|d|R|e)\.", re.IGNORECASE)
+_ABBREVIATION = re.compile(
+    r"\b(?:z\.\s?B|d\.\s?h|u\.\s?a|o\.\s?ä|s\.\s?o|s\.\s?u|v\.\s?a|i\.\s?d\.\s?R|e\.\s?g|i\.\s?e)\.", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -83,42 +87,8 @@ class Grounding:
         }
 
 
-def _readings(number: str) -> set[str]:
-    """The values a written number may stand for: itself without grouping or leading zeros ("1.500"
-    -> "1500"), a decimal ("0,30" -> "0.3"), and each of its parts ("01.03.2024" -> "1", "3", "2024")."""
-    parts = re.split(r"[.,:]", number)
-    values = {str(int(p)) for p in parts}
-    if _GROUPED.fullmatch(number):
-        values.add(str(int("".join(parts))))
-    if len(parts) == 2:
-        values.add(f"{int(parts[0])}.{parts[1].rstrip('0') or '0'}")
-    return values
-
-
-def _known_numbers(texts: Iterable[str]) -> set[str]:
-    known: set[str] = set()
-    for text in texts:
-        for number in _NUMBER.findall(text):
-            known |= _readings(number)
-        known |= {_SPELLED[w] for w in folded_words(text) if w in _SPELLED}
-    return known
-
-
-def _number_found(number: str, known: set[str]) -> bool:
-    """Whether ``number`` is in ``known`` as a whole, or part by part (a date, a time: "9:00" is 9)."""
-    raw = re.split(r"[.,:]", number)
-    parts = [str(int(p)) for p in raw]
-    decimal = f"{parts[0]}.{raw[1].rstrip('0') or '0'}" if len(raw) == 2 else None
-    if _GROUPED.fullmatch(number):  # "2.000" is two thousand (or 2.0), never 2 and 0
-        return str(int("".join(raw))) in known or decimal in known
-    if decimal in known:
-        return True
-    return all(p in known for p in parts if p != "0")
-
-
 def _sentences(answer: str) -> list[str]:
-    text = _ABBREVIATION.sub(" ", _MARKER.sub("", answer.replace("\n", " ")))
-    return [s.strip() for s in SENTENCE_END.split(text) if s.strip()]
+    return split_sentences(_ABBREVIATION.sub(" ", _MARKER.sub("", answer)))
 
 
 def _symbols_spelled(text: str, language: Language) -> str:
@@ -127,43 +97,63 @@ def _symbols_spelled(text: str, language: Language) -> str:
     return text
 
 
-def _added_words(sentence: str, asked: set[str], language: Language) -> list[str]:
+def _added_words(sentence: str, asked: set[str], language: Language, numbers: set[str]) -> list[str]:
+    """Content terms of ``sentence`` that ``asked`` lacks; ``numbers`` (spelled ones, stemmed) are
+    checked as numbers instead."""
     return sorted(
         t for t in set(question_terms(sentence, language))
         if match_term(t, asked) < 1 and not any(c.isdigit() for c in t)
-        and t not in _FILLER and t not in _YES_NO and t not in _SPELLED
+        and t not in _FILLER and t not in _YES_NO and t not in numbers
     )
 
 
-def _numbers(sentence: str) -> set[str]:
-    """The numbers a sentence states: in digits, and small ones spelled out ("vier" as "4")."""
-    spelled = {_SPELLED_IN_ANSWER[w] for w in folded_words(sentence) if w in _SPELLED_IN_ANSWER}
-    return set(_NUMBER.findall(sentence)) | spelled
+def _picks(answer: str, question: str, known: set[str], language: Language) -> bool:
+    """Whether ``answer`` names an alternative of an "A oder B?" question that the sources name."""
+    answer_terms = passage_terms(answer, language)
+    for pair in _ALTERNATIVES.findall(question):
+        for alternative in pair:
+            terms = question_terms(alternative, language)
+            if terms and all(match_term(t, answer_terms) >= 1 and match_term(t, known) >= 1 for t in terms):
+                return True
+    return False
 
 
 def assess_grounding(
-    question: str, answer: str, sources: Sequence[str], language: Language, *, min_found: float
+    question: str,
+    answer: str,
+    sources: Sequence[str],
+    language: Language,
+    *,
+    min_found: float,
+    labels: Sequence[str] = (),
 ) -> Grounding | None:
     """How well ``answer`` (to ``question``, in ``language``) is grounded in ``sources``.
 
     ``question`` may hold several phrasings (a follow-up and its standalone rewrite): what any of them
-    says is not new. ``sources`` are the texts the model read, labels included. ``None`` when the check
-    cannot judge: no source is in the answer's language and every number of the answer is in one.
+    says is not new. ``labels`` are the sources' document names, pages and sections. ``None`` when the
+    check cannot judge: no source is in the answer's language and every number of the answer is in one.
     """
     same_language = [
         _symbols_spelled(s, language) for s in sources if detect_language(s, default=language) == language
     ]
     asked = passage_terms(_symbols_spelled(question, language), language)
-    asked_numbers = _known_numbers([question])
-    known = passage_terms(" ".join(same_language), language)
-    known_numbers = _known_numbers(sources)
-    invented: list[str] = []
+    asked_numbers = known_readings([question])
+    known = passage_terms(" ".join([*same_language, *labels]), language)
+    known_numbers = known_readings(sources)
+    label_numbers = known_readings(labels)
     best: tuple[bool, float, tuple[str, ...], tuple[str, ...]] = (False, -1.0, (), ())
+    invented: list[str] = []
     for sentence in _sentences(_symbols_spelled(answer, language)):
-        numbers = sorted(n for n in _numbers(sentence) if not _number_found(n, asked_numbers))
-        missing_numbers = [n for n in numbers if not _number_found(n, known_numbers)]
+        referenced = {m.group(1) for m in _REFERENCE.finditer(sentence)}
+        stated = numbers_in(sentence)
+        numbers = sorted(n for n, values in stated.items() if not values & asked_numbers)
+        spelled = set(keyword_terms(" ".join(n for n in stated if not any(c.isdigit() for c in n)), language=language))
+        missing_numbers = [
+            n for n in numbers
+            if not stated[n] & known_numbers and not (n in referenced and stated[n] & label_numbers)
+        ]
         invented += missing_numbers
-        words = _added_words(sentence, asked, language) if same_language else []
+        words = _added_words(sentence, asked, language, spelled) if same_language else []
         missing_words = [t for t in words if match_term(t, known) < 1]
         new = tuple(numbers + words)
         if not new:
@@ -175,22 +165,11 @@ def assess_grounding(
     ok, _, new_terms, missing = best
     if not same_language and not invented:
         return None
-    if not ok and not invented and _question_numbers_known(question, known_numbers):
-        # A plain yes or no, or one of the alternatives the question offered ("schriftlich oder mündlich?").
-        choice = bool(_CHOICE.search(question)) and _picks(answer, asked, known, language)
-        ok = bool(_YES_NO_ANSWER.match(answer)) or choice
-    if invented:
-        ok = False
+    if not ok and not invented:
+        if _YES.match(answer):  # a "yes" must not confirm a number no source has ("30 Tage übertragen?")
+            ok = not [n for n, values in numbers_in(question).items() if not values & known_numbers]
+        else:
+            ok = bool(_NO.match(answer)) or _picks(answer, question, known, language)
+    if not ok and invented:
         missing = tuple(dict.fromkeys([*missing, *invented]))
     return Grounding(new_terms, missing, ok)
-
-
-def _picks(answer: str, asked: set[str], known: set[str], language: Language) -> bool:
-    """Whether ``answer`` names a word of the question that the sources hold (an answer to "A or B?")."""
-    terms = set(question_terms(answer, language))
-    return any(match_term(t, asked) >= 1 and match_term(t, known) >= 1 for t in terms)
-
-
-def _question_numbers_known(question: str, known: set[str]) -> bool:
-    """A "yes" must not confirm a number the question brought and no source has ("30 Tage übertragen?")."""
-    return all(_number_found(n, known) for n in _NUMBER.findall(question))

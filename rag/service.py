@@ -209,9 +209,12 @@ class AnswerStream:
         if not abstained and self._min_grounding > 0:
             # What the model read: each source with its label; what was asked: the question as put and
             # its standalone rewrite (a follow-up's answer may repeat either).
-            read = [f"{p.document}, {location_label(p, self.language)}: {p.text}" for p in self.sources]
+            labels = [f"{p.document}, {location_label(p, self.language)}" for p in self.sources]
             asked = " ".join(filter(None, [self.question, self.search_query]))
-            grounding = assess_grounding(asked, text, read, self.language, min_found=self._min_grounding)
+            grounding = assess_grounding(
+                asked, text, [p.text for p in self.sources], self.language,
+                min_found=self._min_grounding, labels=labels,
+            )
             if grounding is not None and not grounding.grounded:
                 abstained, draft, text = True, text or None, ""
         if not abstained:

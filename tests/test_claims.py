@@ -113,3 +113,10 @@ def test_a_short_claim_with_a_real_quote_is_unverified_when_its_number_is_not_th
     assert not wrong.verified
     [right] = extract_claims(f"Es sind 24 Werktage [1] {quote}.", [URLAUB])
     assert right.verified
+
+
+def test_a_day_before_a_month_and_a_reference_before_a_number_end_no_sentence() -> None:
+    from rag.claims import split_sentences
+
+    text = "Sie gilt ab 1. März 2024. Siehe S. 12 und Abs. 2. Ende."
+    assert split_sentences(text) == ["Sie gilt ab 1. März 2024.", "Siehe S. 12 und Abs. 2.", "Ende."]
