@@ -80,7 +80,7 @@ def answer_to_record(answer: Answer) -> dict[str, Any]:
         "timings": dict(answer.timings),
         "search_query": answer.search_query,
         "draft": answer.draft,
-        "grounding": asdict(answer.grounding) if answer.grounding else None,
+        "grounding": answer.grounding.to_dict() if answer.grounding else None,
     }
 
 

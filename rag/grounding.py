@@ -147,7 +147,8 @@ def assess_grounding(
         referenced = {m.group(1) for m in _REFERENCE.finditer(sentence)}
         stated = numbers_in(sentence)
         numbers = sorted(n for n, values in stated.items() if not values & asked_numbers)
-        spelled = set(keyword_terms(" ".join(n for n in stated if not any(c.isdigit() for c in n)), language=language))
+        spelled_out = " ".join(n for n in stated if not any(c.isdigit() for c in n))  # "vier", not "4"
+        spelled = set(keyword_terms(spelled_out, language=language))
         missing_numbers = [
             n for n in numbers
             if not stated[n] & known_numbers and not (n in referenced and stated[n] & label_numbers)

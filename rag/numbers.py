@@ -57,7 +57,7 @@ _TENS = {
     "eighty": 80, "ninety": 90, "hundert": 100, "hundred": 100,
 }
 # Small numbers spelled out ("acht Stunden"), folded like keyword terms (ü -> u, ß -> ss).
-SPELLED = {word: str(n) for n, words in enumerate(_UNITS) for word in words} | {
+_SPELLED = {word: str(n) for n, words in enumerate(_UNITS) for word in words} | {
     word: str(n) for word, n in _TENS.items()
 }
 _COMPOUND_TENS = re.compile(
@@ -65,9 +65,9 @@ _COMPOUND_TENS = re.compile(
     r"|achtzig|neunzig)"
 )
 # In an answer an article is not a number ("ein Tag" states nothing to check, "vier Tage" does).
-_SPELLED_STATED = {word: n for word, n in SPELLED.items() if n != "1" or word == "eins"}
+_SPELLED_STATED = {word: n for word, n in _SPELLED.items() if n != "1" or word == "eins"}
 # A number leading a compound: "sechsmonatig", "achtstündig", "zweiwöchig"; not "dreizehn", "dreißig".
-_COMPOUND_LEADS = {w: n for w, n in SPELLED.items() if n not in ("0", "1", "11") and 4 <= len(w) <= 6}
+_COMPOUND_LEADS = {w: n for w, n in _SPELLED.items() if n not in ("0", "1", "11") and 4 <= len(w) <= 6}
 _NOT_A_COMPOUND_LEAD = re.compile(r"(?:zehn|zig|ssig|tel|und|teen|ty)")
 _IDIOMS = re.compile(r"\b(?:(?:außer|ausser|in)\s+acht|null\s+und\s+nichtig)\b", re.IGNORECASE)
 
@@ -86,7 +86,7 @@ def _date(day: int, month: int, year: str | None) -> set[str]:
     return out
 
 
-def readings(token: str, multiplier: str | None = None, *, after: str = "") -> set[str]:
+def _readings(token: str, multiplier: str | None = None, *, after: str = "") -> set[str]:
     """What the written number ``token`` may stand for, as canonical strings.
 
     ``multiplier`` ("Mio.") scales it; ``after`` is the text that follows it ("." makes "1.5." a date,
@@ -121,12 +121,13 @@ def readings(token: str, multiplier: str | None = None, *, after: str = "") -> s
 
 
 def _spelled(word: str, stated: bool) -> str | None:
-    table = _SPELLED_STATED if stated else SPELLED
+    table = _SPELLED_STATED if stated else _SPELLED
     if word in table:
         return table[word]
     compound = _COMPOUND_TENS.fullmatch(word)
     if compound:
-        return str(int(SPELLED[compound.group(1) if compound.group(1) != "ein" else "eins"]) + _TENS[compound.group(2)])
+        unit = "eins" if compound.group(1) == "ein" else compound.group(1)  # "einundzwanzig"
+        return str(int(_SPELLED[unit]) + _TENS[compound.group(2)])
     return None
 
 
@@ -141,7 +142,7 @@ def numbers_in(text: str, *, spelled: bool = True) -> dict[str, set[str]]:
     rest = _MONTH_FIRST.sub(" ", _ISO_DATE.sub(" ", text))
     for match in _TOKEN.finditer(rest):
         token, multiplier, month, year = match.groups()
-        values = readings(token, multiplier, after=rest[match.end(1) : match.end(1) + 9])
+        values = _readings(token, multiplier, after=rest[match.end(1) : match.end(1) + 9])
         if month and re.fullmatch(r"\d{1,2}", token):
             values |= _date(int(token), _MONTHS[month.lower()], year)
         elif year:
