@@ -123,6 +123,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
         detail = f" ({', '.join(missing)})" if missing else ""
         print(f"\n[Zurückgezogen, nicht in den Quellen belegt / withdrawn, not supported by the sources{detail}]")
         print(answer.text)
+    for fix in answer.citation_fixes:
+        cited = ", ".join(f"[{n}]" for n in fix.cited)
+        print(f"[Quelle berichtigt / citation corrected: {cited} -> [{fix.source}]] {_terminal_safe(fix.sentence)}")
     _print_sources(answer.to_dict())
     t = answer.timings
     print(

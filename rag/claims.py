@@ -26,6 +26,7 @@ from rag.text import keyword_terms
 # "... Werktage. [1]": a marker after the full stop belongs to the sentence before it.
 _TRAILING_MARKERS = re.compile(r"([.!?])((?:\s*\[\d{1,3}\])+)")
 _MARKER = re.compile(r"\s*\[(\d{1,3})\]")
+_BULLET = re.compile(r"^[-*•]\s+")  # a list item's mark is not part of its claim
 _INLINE_QUOTE = re.compile(r"[„\"“»]([^„\"“”»«]{12,400})[“”\"«]")
 _QUOTE_CHARS = str.maketrans({c: '"' for c in "„“”«»‚‘’'"})
 _MAX_QUOTE_CHARS = 240
@@ -66,16 +67,45 @@ def _continues(previous: str, piece: str) -> bool:
     )
 
 
-def split_sentences(text: str) -> list[str]:
-    """Sentences of an answer or a source, in order (blank ones left out)."""
-    pieces = SENTENCE_END.split(text.replace("\n", " "))
-    sentences: list[str] = []
-    for piece in pieces:
-        if sentences and _continues(sentences[-1], piece):
-            sentences[-1] = f"{sentences[-1]} {piece}"
-        else:
-            sentences.append(piece)
-    return [s.strip() for s in sentences if s.strip()]
+def sentence_spans(text: str, *, lines: bool = False) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of ``text``, in order, whitespace around it left out.
+
+    With ``lines`` a line break also ends a sentence (an answer's list items); without, it is a space
+    (a source's text wraps lines mid-sentence).
+    """
+    flat = text.replace("\n", " ")
+    segments = [(m.start(), m.end()) for m in re.finditer(r"[^\n]+", text)] if lines else [(0, len(text))]
+    spans: list[tuple[int, int]] = []
+    for first, stop in segments:
+        start, mine = first, len(spans)
+        ends = [(m.start(), m.end()) for m in SENTENCE_END.finditer(flat, first, stop)] + [(stop, stop)]
+        for end, after in ends:
+            piece = flat[start:end]
+            if len(spans) > mine and _continues(flat[spans[-1][0]:spans[-1][1]], piece):
+                spans[-1] = (spans[-1][0], end)
+            else:
+                spans.append((start, end))
+            start = after
+    trimmed = []
+    for start, end in spans:
+        piece = flat[start:end]
+        if piece.strip():
+            lead = len(piece) - len(piece.lstrip())
+            trimmed.append((start + lead, start + len(piece.rstrip())))
+    return trimmed
+
+
+def split_sentences(text: str, *, lines: bool = False) -> list[str]:
+    """Sentences of an answer or a source, in order (blank ones left out); ``lines`` as for
+    :func:`sentence_spans`."""
+    flat = text.replace("\n", " ")
+    return [flat[start:end] for start, end in sentence_spans(text, lines=lines)]
+
+
+def _markers_before_stop(text: str) -> str:
+    """"… Werktage. [1]" becomes "… Werktage [1].": a marker after the full stop belongs to the
+    sentence before it (whitespace before it, a line break too, becomes one space)."""
+    return _TRAILING_MARKERS.sub(lambda m: " " + " ".join(m.group(2).split()) + m.group(1), text)
 
 
 def _support(claim_terms: set[str], quote: str) -> float:
@@ -108,53 +138,147 @@ def _context(quote: str, source: str) -> str | None:
     return " ".join([quote, *around])
 
 
+@dataclass(frozen=True)
+class _Reading:
+    """What a claim says, as the check needs it."""
+
+    text: str
+    said: set[str]
+    """The terms a quote must support: the claim's, or with an inline quote, those outside it."""
+    written: str | None
+    """The quote the model wrote inline, if any."""
+    short: bool
+    """Little more than its inline quote: found quote plus any number stated outside it verify it."""
+
+
+def _read(text: str) -> _Reading:
+    terms = set(keyword_terms(text, drop_stop_words=True))
+    inline = _INLINE_QUOTE.search(text)
+    if inline is None:
+        return _Reading(text, terms, None, False)
+    # With a quote written into the claim, the claim's words outside it are what must be supported:
+    # a model copying any sentence of the source does not verify an unrelated claim. A claim that is
+    # little more than its quote ("Es heißt: „…“") is verified by finding the quote, but any number
+    # it states outside the quote must be there too ("Es sind 30 Tage [1] „… 24 Werktage“" is not).
+    outside = set(keyword_terms(text[: inline.start()] + text[inline.end():], drop_stop_words=True))
+    return _Reading(text, outside, inline.group(1).strip(), len(outside) < _MIN_CLAIM_TERMS)
+
+
+def _check(claim: _Reading, source: str, min_support: float) -> tuple[str | None, bool, float]:
+    """The best quote for ``claim`` from ``source``, whether it verifies the claim, and its support."""
+    best: tuple[str | None, bool, float] = (None, False, 0.0)
+    candidates = []
+    if claim.written:
+        context = _context(claim.written, source)
+        if context is None:
+            support = 0.0
+        elif claim.short:
+            stated = {t for t in claim.said if any(c.isdigit() for c in t)}
+            support = 1.0 if stated <= set(keyword_terms(context)) else 0.0
+        else:
+            support = _support(claim.said, context)
+        candidates.append((claim.written, context is not None and support >= min_support, support))
+    if not claim.short:  # a short claim has nothing of its own to find a sentence for
+        extracted, support = _best_quote(claim.said, source)
+        candidates.append((extracted, extracted is not None and support >= min_support, support))
+    for quote, verified, support in candidates:
+        if (verified, support) > (best[1], best[2]):
+            best = (quote, verified, support)
+    quote, verified, support = best
+    if verified and missing_numbers(claim.text, [source]):
+        # "Der Urlaub beträgt 30 Werktage [1]" shares most words with "... 24 Werktage": not verified.
+        verified = False
+    return quote, verified, support
+
+
+def _cited(sentence: str, n_sources: int) -> list[int]:
+    return list(dict.fromkeys(int(n) for n in _MARKER.findall(sentence) if 1 <= int(n) <= n_sources))
+
+
 def extract_claims(answer: str, sources: Sequence[str], *, min_support: float = 0.5) -> list[Claim]:
     """Split ``answer`` (markers already normalised to ``[n]``) into claims with checked quotes.
 
     ``sources[n - 1]`` is the text of source n. Citation numbers no source has are dropped.
     """
     claims = []
-    for sentence in split_sentences(_TRAILING_MARKERS.sub(r"\2\1", answer)):
-        numbers = [int(n) for n in _MARKER.findall(sentence) if 1 <= int(n) <= len(sources)]
-        text = _MARKER.sub("", sentence).strip()
+    for sentence in split_sentences(_markers_before_stop(answer), lines=True):
+        numbers = _cited(sentence, len(sources))
+        text = _BULLET.sub("", _MARKER.sub("", sentence).strip())
         if not text:
             continue
-        terms = set(keyword_terms(text, drop_stop_words=True))
-        inline = _INLINE_QUOTE.search(text)
-        written = inline.group(1).strip() if inline else None
-        # With a quote written into the claim, the claim's words outside it are what must be supported:
-        # a model copying any sentence of the source does not verify an unrelated claim. A claim that is
-        # little more than its quote ("Es heißt: „…“") is verified by finding the quote, but any number
-        # it states outside the quote must be there too ("Es sind 30 Tage [1] „… 24 Werktage“" is not).
-        said, short = terms, False
-        if inline is not None:
-            outside = set(keyword_terms(text[: inline.start()] + text[inline.end():], drop_stop_words=True))
-            said, short = outside, len(outside) < _MIN_CLAIM_TERMS
-        best: tuple[int | None, str | None, bool, float] = (numbers[0] if numbers else None, written, False, 0.0)
-        for n in dict.fromkeys(numbers):
-            source = sources[n - 1]
-            candidates = []
-            if written:
-                context = _context(written, source)
-                if context is None:
-                    support = 0.0
-                elif short:
-                    stated = {t for t in said if any(c.isdigit() for c in t)}
-                    support = 1.0 if stated <= set(keyword_terms(context)) else 0.0
-                else:
-                    support = _support(said, context)
-                candidates.append((written, context is not None and support >= min_support, support))
-            if not short:  # a short claim has nothing of its own to find a sentence for
-                extracted, support = _best_quote(said, source)
-                candidates.append((extracted, extracted is not None and support >= min_support, support))
-            for quote, verified, support in candidates:
-                if (verified, support) > (best[2], best[3]):
-                    best = (n, quote, verified, support)
+        claim = _read(text)
+        best: tuple[int | None, str | None, bool, float] = (numbers[0] if numbers else None, claim.written, False, 0.0)
+        for n in numbers:
+            quote, verified, support = _check(claim, sources[n - 1], min_support)
+            if (verified, support) > (best[2], best[3]):
+                best = (n, quote, verified, support)
         citation, quote, verified, _ = best
-        if verified and citation is not None and missing_numbers(text, [sources[citation - 1]]):
-            # "Der Urlaub beträgt 30 Werktage [1]" shares most words with "... 24 Werktage": not verified.
-            verified = False
-        if not verified and written:
-            quote = written  # what the model claimed to quote, shown as unverified
+        if not verified and claim.written:
+            quote = claim.written  # what the model claimed to quote, shown as unverified
         claims.append(Claim(text, citation, quote, verified))
     return claims
+
+
+@dataclass(frozen=True)
+class CitationFix:
+    """A sentence whose citation pointed at sources that do not say it, moved to the one that does."""
+
+    sentence: str
+    """The sentence, without markers."""
+    cited: tuple[int, ...]
+    """The source numbers the model wrote."""
+    source: int
+    """The source number it cites now."""
+
+    def to_dict(self) -> dict[str, object]:
+        return {"sentence": self.sentence, "cited": list(self.cited), "source": self.source}
+
+
+def fix_citations(answer: str, sources: Sequence[str], *, min_support: float = 0.5) -> tuple[str, list[CitationFix]]:
+    """Re-point each cited sentence that none of its cited sources verifies to the source that does.
+
+    Small models often cite a neighbour of the source that holds the value ("12,41 € [3]" where only
+    source 1 has 12,41). A sentence moves only when another source verifies it as :func:`extract_claims`
+    would (quote found, enough of its terms, every number it states); otherwise it keeps its citation
+    and is shown unverified. Uncited sentences are left to :func:`rag.citations.attribute_uncited`.
+    Returns the answer with the markers of moved sentences replaced (and a marker after a full stop
+    moved before it, as in the claims), or ``answer`` unchanged when nothing moved; and what moved.
+    """
+    text = _markers_before_stop(answer)
+    fixes: list[CitationFix] = []
+    out, last = [], 0
+    for start, end in sentence_spans(text, lines=True):
+        sentence = text[start:end]
+        numbers = _cited(sentence, len(sources))
+        claim_text = _BULLET.sub("", _MARKER.sub("", sentence).strip())
+        if not numbers or not claim_text:
+            continue
+        claim = _read(claim_text)
+        if any(_check(claim, sources[n - 1], min_support)[1] for n in numbers):
+            continue
+        verified = [
+            (support, n)
+            for n in range(1, len(sources) + 1)
+            if n not in numbers
+            for _, ok, support in [_check(claim, sources[n - 1], min_support)]
+            if ok
+        ]
+        if not verified:
+            continue
+        source = max(verified, key=lambda found: (found[0], -found[1]))[1]
+        # The first marker becomes the new one, the others go: the sentence keeps its shape.
+        markers = list(_MARKER.finditer(sentence))
+        fixed, cursor = [], 0
+        for i, marker in enumerate(markers):
+            fixed.append(sentence[cursor:marker.start()])
+            if i == 0:
+                fixed.append(f" [{source}]")
+            cursor = marker.end()
+        fixed.append(sentence[cursor:])
+        out += [text[last:start], "".join(fixed)]
+        last = end
+        fixes.append(CitationFix(claim_text, tuple(numbers), source))
+    if not fixes:
+        return answer, fixes
+    out.append(text[last:])
+    return "".join(out), fixes

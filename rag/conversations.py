@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from rag.claims import CitationFix
 from rag.documents import Passage
 from rag.errors import InvalidInputError
 from rag.followups import Exchange
@@ -81,6 +82,7 @@ def answer_to_record(answer: Answer) -> dict[str, Any]:
         "search_query": answer.search_query,
         "draft": answer.draft,
         "grounding": answer.grounding.to_dict() if answer.grounding else None,
+        "citation_fixes": [f.to_dict() for f in answer.citation_fixes],
     }
 
 
@@ -97,6 +99,10 @@ def answer_from_record(record: dict[str, Any]) -> Answer:
         search_query=record.get("search_query"),
         draft=record.get("draft"),
         grounding=_grounding(record.get("grounding")),
+        citation_fixes=[
+            CitationFix(str(f["sentence"]), tuple(int(n) for n in f["cited"]), int(f["source"]))
+            for f in record.get("citation_fixes") or []
+        ],
     )
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from rag.answerability import AnswerabilityCheck, Evidence
 from rag.citations import attribute_uncited, parse_citations
-from rag.claims import Claim, extract_claims
+from rag.claims import CitationFix, Claim, extract_claims, fix_citations
 from rag.config import Settings
 from rag.documents import Passage
 from rag.embedding import Embedder, create_embedder
@@ -60,6 +60,8 @@ class Answer:
     draft: str | None = None
     """The model's answer when it was withdrawn as not grounded in the sources (``text`` then says
     "not found")."""
+    citation_fixes: list[CitationFix] = field(default_factory=list)
+    """Sentences whose citation was moved to the source that says them (``text`` has the new markers)."""
 
     @property
     def markdown(self) -> str:
@@ -90,6 +92,7 @@ class Answer:
             "evidence": self.evidence.to_dict() if self.evidence else None,
             "grounding": self.grounding.to_dict() if self.grounding else None,
             "draft": self.draft,
+            "citation_fixes": [f.to_dict() for f in self.citation_fixes],
             "claims": [c.to_dict() for c in self.claims],
             "sources": [
                 {
@@ -217,9 +220,12 @@ class AnswerStream:
             )
             if grounding is not None and not grounding.grounded:
                 abstained, draft, text = True, text or None, ""
+        fixes: list[CitationFix] = []
         if not abstained:
-            text, added = attribute_uncited(text, [p.text for p in self.sources])
-            cited = sorted(set(cited) | set(added), key=lambda n: text.index(f"[{n}]"))
+            source_texts = [p.text for p in self.sources]
+            text, _ = attribute_uncited(text, source_texts)
+            text, fixes = fix_citations(text, source_texts)
+            cited = list(dict.fromkeys(n for n in map(int, _CITED.findall(text)) if 1 <= n <= len(self.sources)))
         self._answer = Answer(
             question=self.question,
             text=text or NOT_FOUND[self.language],
@@ -232,6 +238,7 @@ class AnswerStream:
             evidence=self.evidence,
             grounding=grounding,
             draft=draft,
+            citation_fixes=fixes,
         )
 
     @property
@@ -242,6 +249,9 @@ class AnswerStream:
                 pass
         assert self._answer is not None
         return self._answer
+
+
+_CITED = re.compile(r"\[(\d{1,3})\](?!\()")
 
 
 def _normalise(text: str) -> str:

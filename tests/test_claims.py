@@ -120,3 +120,49 @@ def test_a_day_before_a_month_and_a_reference_before_a_number_end_no_sentence() 
 
     text = "Sie gilt ab 1. März 2024. Siehe S. 12 und Abs. 2. Ende."
     assert split_sentences(text) == ["Sie gilt ab 1. März 2024.", "Siehe S. 12 und Abs. 2.", "Ende."]
+
+
+MINDESTLOHN = [
+    "Der Mindestlohn beträgt ab 1. Januar 2024 brutto 12,41 Euro je Zeitstunde.",
+    "Mindestlohn 2015: 8,50 Euro; 2017: 8,84 Euro; 2019: 9,19 Euro.",
+]
+
+
+def test_a_sentence_citing_a_neighbour_is_moved_to_the_source_that_says_it() -> None:
+    from rag.claims import fix_citations
+
+    text, [fix] = fix_citations("Der Mindestlohn 2024 beträgt 12,41 € [2].", MINDESTLOHN)
+    assert text == "Der Mindestlohn 2024 beträgt 12,41 € [1]."
+    assert (fix.cited, fix.source) == ((2,), 1)
+    assert fix.to_dict() == {"sentence": "Der Mindestlohn 2024 beträgt 12,41 €.", "cited": [2], "source": 1}
+    [claim] = extract_claims(text, MINDESTLOHN)
+    assert claim.citation == 1 and claim.verified
+
+
+def test_a_citation_is_kept_when_one_cited_source_says_it_or_no_source_does() -> None:
+    from rag.claims import fix_citations
+
+    supported = "Der Urlaub beträgt mindestens 24 Werktage [2][1]."
+    assert fix_citations(supported, [URLAUB, INSOLVENZ]) == (supported, [])
+    # A number no source has: no source verifies it, so it stays where the model put it (and unverified).
+    invented = "Der Mindestlohn 2024 beträgt 13,50 € [2]."
+    assert fix_citations(invented, MINDESTLOHN) == (invented, [])
+    uncited = "Der Mindestlohn 2024 beträgt 12,41 €."
+    assert fix_citations(uncited, MINDESTLOHN) == (uncited, [])
+
+
+def test_only_the_wrongly_cited_sentence_moves_and_the_answer_keeps_its_lines() -> None:
+    from rag.claims import fix_citations
+
+    answer = "Der Urlaub beträgt mindestens 24 Werktage [1].\n- Das Insolvenzgericht prüft den Antrag [1][3]. Ende."
+    text, [fix] = fix_citations(answer, [URLAUB, INSOLVENZ, "Etwas anderes."])
+    assert text == "Der Urlaub beträgt mindestens 24 Werktage [1].\n- Das Insolvenzgericht prüft den Antrag [2]. Ende."
+    assert fix.cited == (1, 3) and fix.source == 2
+
+
+def test_a_marker_after_the_full_stop_moves_with_its_sentence() -> None:
+    from rag.claims import fix_citations
+
+    text, [fix] = fix_citations("Der Mindestlohn 2024 beträgt 12,41 €. [2] Mehr weiß ich nicht.", MINDESTLOHN)
+    assert text == "Der Mindestlohn 2024 beträgt 12,41 € [1]. Mehr weiß ich nicht."
+    assert fix.source == 1

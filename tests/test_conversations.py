@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from pathlib import Path
 
 import pytest
 
+from rag.claims import CitationFix
 from rag.conversations import (
     ConversationStore,
     answer_from_record,
@@ -44,6 +46,17 @@ def test_an_answer_survives_the_round_trip_through_json_unchanged() -> None:
     restored = answer_from_record(json.loads(json.dumps(answer_to_record(answer))))
     assert restored == answer
     assert restored.claims == answer.claims
+
+
+def test_a_corrected_citation_is_kept_with_the_stored_answer() -> None:
+    answer = dataclasses.replace(
+        _answer("Wie viel Urlaub?", "/docs/burlg.md"),
+        citation_fixes=[CitationFix("Der Urlaub beträgt 24 Werktage.", (2, 3), 1)],
+    )
+    restored = answer_from_record(json.loads(json.dumps(answer_to_record(answer))))
+    assert restored.citation_fixes == answer.citation_fixes
+    older = {k: v for k, v in answer_to_record(answer).items() if k != "citation_fixes"}
+    assert answer_from_record(older).citation_fixes == []
 
 
 def test_chat_ids_are_unguessable_and_anything_else_is_rejected() -> None:

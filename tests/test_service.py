@@ -113,3 +113,38 @@ def test_document_text_cannot_leave_its_fence(section: str, text: str) -> None:
     assert body.startswith('<source id="1"') and body.endswith("</source>")
     opening = body.split("\n", 1)[0]
     assert opening.count('"') == 6 and opening.endswith(">") and opening.count(">") == 1
+
+
+def test_a_wrongly_cited_sentence_is_answered_with_the_source_that_says_it(indexed_settings: Settings) -> None:
+    question = "Wie viele Werktage Urlaub gibt es?"
+    assistant = Assistant(indexed_settings)
+    sources = assistant.retrieve(question).sources
+    urlaub = next(n for n, p in enumerate(sources, 1) if "24 Werktage" in p.text)
+    wrong = next(n for n in range(1, len(sources) + 1) if n != urlaub)
+    model = ScriptedChatModel(replies=[f"Der Urlaub beträgt mindestens 24 Werktage [{wrong}]."])
+    answer = Assistant(indexed_settings, chat_model=model).ask(question).answer
+    assert answer.text == f"Der Urlaub beträgt mindestens 24 Werktage [{urlaub}]."
+    assert answer.cited == [urlaub]
+    [claim] = answer.claims
+    assert claim.verified and claim.citation == urlaub
+    assert answer.to_dict()["citation_fixes"] == [
+        {"sentence": "Der Urlaub beträgt mindestens 24 Werktage.", "cited": [wrong], "source": urlaub}
+    ]
+
+
+def test_the_cli_says_which_citation_it_corrected(
+    indexed_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import hauswissen.cli
+    import rag.service
+
+    question = "Wie viele Werktage Urlaub gibt es?"
+    sources = Assistant(indexed_settings).retrieve(question).sources
+    urlaub = next(n for n, p in enumerate(sources, 1) if "24 Werktage" in p.text)
+    wrong = next(n for n in range(1, len(sources) + 1) if n != urlaub)
+    model = ScriptedChatModel(replies=[f"Der Urlaub beträgt mindestens 24 Werktage [{wrong}]."])
+    monkeypatch.setattr(hauswissen.cli, "_settings", lambda args: indexed_settings)
+    monkeypatch.setattr(rag.service, "Assistant", lambda settings: Assistant(settings, chat_model=model))
+    assert hauswissen.cli.main(["ask", question]) == 0
+    out = capsys.readouterr().out
+    assert f"[Quelle berichtigt / citation corrected: [{wrong}] -> [{urlaub}]] Der Urlaub beträgt" in out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,3 +52,31 @@ def test_highlights_stay_literal_text() -> None:
     inner = escape_markdown("<script>x</script> [a](javascript:y) steht hier.")
     assert shown == f"> {escape_markdown('Vorher. ')}**{inner}**{escape_markdown(' Danach.')}  "
     assert quote_highlighted("abc", ["not there"]) == "> abc  "
+
+
+def _cite_a_neighbour(messages: list) -> str:  # type: ignore[type-arg]
+    """Cite a source other than the one holding the sentence (as small models often do)."""
+    prompt = str(messages[-1].content)
+    ids = re.findall(r'<source id="(\d+)"', prompt)
+    blocks = re.split(r'<source id="\d+"', prompt)[1:]
+    holder = next(n for n, block in zip(ids, blocks, strict=True) if "24 Werktage" in block)
+    other = next(n for n in ids if n != holder)
+    return f"{SUPPORTED} [{other}]."
+
+
+def test_a_wrongly_cited_sentence_shows_the_corrected_source_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    with configured_app(tmp_path, data, monkeypatch):
+        build_index(data)
+        model = ScriptedChatModel(respond=_cite_a_neighbour)
+        monkeypatch.setattr(ui.runtime, "create_assistant", lambda settings: Assistant(settings, chat_model=model))
+        at = AppTest.from_file(str(APP), default_timeout=60)
+        at.run()
+        at.chat_input[0].set_value("Wie viele Werktage Urlaub gibt es?").run()
+    assert not at.exception
+    captions = [c.value for c in at.caption]
+    assert any("Quellenangabe berichtigt" in c and "24 Werktage" in c for c in captions), captions
+    assert not any("Nicht durch die zitierten Quellen belegt" in c for c in captions)
+    assert any(f"> **{escape_markdown(SUPPORTED + '.')}**" in m.value for m in at.markdown)

@@ -164,6 +164,11 @@ def render_answer(
         with st.expander(translate(language, "draft_withdrawn"), icon=":material/visibility_off:"):
             st.caption(translate(language, "draft_withdrawn_why"))
             st.markdown(sanitize_markdown(answer.draft))
+    for fix in answer.citation_fixes:
+        # The model's own marker was streamed; say why the answer now cites another source.
+        cited = ", ".join(f"[{n}]" for n in fix.cited)
+        note = translate(language, "citation_fixed", sentence=fix.sentence, cited=cited, source=fix.source)
+        st.caption(f":material/swap_horiz: {escape_inline(note)}")
     if not answer.abstained:
         # Sentences no cited source supports are named, so nobody mistakes them for checked facts.
         unsupported = [c.text for c in answer.claims if not c.verified and len(c.text.split()) >= 4]
