@@ -167,7 +167,7 @@ def _read(text: str) -> _Reading:
 def _check(claim: _Reading, source: str, min_support: float) -> tuple[str | None, bool, float]:
     """The best quote for ``claim`` from ``source``, whether it verifies the claim, and its support."""
     best: tuple[str | None, bool, float] = (None, False, 0.0)
-    candidates = []
+    candidates: list[tuple[str | None, bool, float]] = []
     if claim.written:
         context = _context(claim.written, source)
         if context is None:
@@ -184,11 +184,11 @@ def _check(claim: _Reading, source: str, min_support: float) -> tuple[str | None
     for quote, verified, support in candidates:
         if (verified, support) > (best[1], best[2]):
             best = (quote, verified, support)
-    quote, verified, support = best
+    found, verified, support = best
     if verified and missing_numbers(claim.text, [source]):
         # "Der Urlaub beträgt 30 Werktage [1]" shares most words with "... 24 Werktage": not verified.
         verified = False
-    return quote, verified, support
+    return found, verified, support
 
 
 def _cited(sentence: str, n_sources: int) -> list[int]:
