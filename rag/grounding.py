@@ -88,7 +88,7 @@ class Grounding:
 
 
 def _sentences(answer: str) -> list[str]:
-    return split_sentences(_ABBREVIATION.sub(" ", _MARKER.sub("", answer)), lines=True)
+    return split_sentences(_ABBREVIATION.sub(" ", _MARKER.sub("", answer)))
 
 
 def _symbols_spelled(text: str, language: Language) -> str:

@@ -166,3 +166,58 @@ def test_a_marker_after_the_full_stop_moves_with_its_sentence() -> None:
     text, [fix] = fix_citations("Der Mindestlohn 2024 beträgt 12,41 €. [2] Mehr weiß ich nicht.", MINDESTLOHN)
     assert text == "Der Mindestlohn 2024 beträgt 12,41 € [1]. Mehr weiß ich nicht."
     assert fix.source == 1
+
+
+def test_sentence_spans_point_at_each_sentence_and_lines_end_sentences_only_when_asked() -> None:
+    from rag.claims import sentence_spans
+
+    text = "  Erster Satz [1].\n- Zweiter am 1. März 2024 [2].  Dritter!\n\n"
+    assert [text[a:b] for a, b in sentence_spans(text, lines=True)] == [
+        "Erster Satz [1].", "- Zweiter am 1. März 2024 [2].", "Dritter!",
+    ]
+    wrapped = "Der Urlaub beträgt\njährlich 24 Werktage. Ende."
+    assert [wrapped[a:b] for a, b in sentence_spans(wrapped)] == ["Der Urlaub beträgt\njährlich 24 Werktage.", "Ende."]
+
+
+def test_an_answers_list_items_are_claims_of_their_own() -> None:
+    answer = (
+        "Es gilt:\n- Der Urlaub beträgt mindestens 24 Werktage [1].\n"
+        "* Das Insolvenzgericht prüft den Antrag [2].\n- [1]"
+    )
+    claims = extract_claims(answer, [URLAUB, INSOLVENZ])
+    assert [(c.text, c.citation, c.verified) for c in claims] == [
+        ("Es gilt:", None, False),
+        ("Der Urlaub beträgt mindestens 24 Werktage.", 1, True),
+        ("Das Insolvenzgericht prüft den Antrag.", 2, True),
+    ]
+
+
+def test_of_several_cited_sources_the_one_with_the_claims_number_verifies_it() -> None:
+    sources = ["Der Urlaub beträgt 24 Werktage im Jahr.", "Laut Tarifvertrag beträgt der Urlaub 30 Werktage im Jahr."]
+    [claim] = extract_claims("Der Urlaub beträgt 30 Werktage im Jahr [1][2].", sources)
+    assert claim.citation == 2 and claim.verified
+
+
+def test_a_citation_moves_only_for_a_clear_winner_with_words_enough_to_tell() -> None:
+    from rag.claims import fix_citations
+
+    # Half the terms: a verification, but not enough to overrule the model's choice.
+    negated = ["Die Kündigung bedarf der Schriftform.", "Eine Abmahnung kann mündlich erfolgen; die Kündigung ebenso."]
+    assert fix_citations("Die Kündigung muss schriftlich erfolgen [1].", negated)[1] == []
+    # Two sources saying it equally well: no winner.
+    twins = [INSOLVENZ, "Etwas anderes.", INSOLVENZ]
+    assert fix_citations("Das Insolvenzgericht prüft den Antrag [2].", twins)[1] == []
+    # A list of references is not a claim.
+    references = "Quellen:\n[2] Urlaub\n[1] Insolvenz"
+    assert fix_citations(references, [URLAUB, INSOLVENZ]) == (references, [])
+    # A markdown link is not a citation.
+    link = "Das Insolvenzgericht prüft den Antrag [1](http://example.org)."
+    assert fix_citations(link, [URLAUB, INSOLVENZ]) == (link, [])
+
+
+def test_a_moved_marker_keeps_its_place_and_the_rest_of_the_answer_is_untouched() -> None:
+    from rag.claims import fix_citations
+
+    text, [fix] = fix_citations("[2] Der Mindestlohn 2024 beträgt 12,41 €.\nEs gilt ab Januar ...", MINDESTLOHN)
+    assert text == "[1] Der Mindestlohn 2024 beträgt 12,41 €.\nEs gilt ab Januar ..."
+    assert fix.source == 1

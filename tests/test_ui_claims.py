@@ -14,7 +14,7 @@ import ui.runtime
 from rag.chat import ScriptedChatModel
 from rag.config import Settings
 from rag.service import Assistant
-from ui.escaping import escape_markdown, quote_highlighted
+from ui.escaping import escape_inline, escape_markdown, quote_highlighted
 
 SUPPORTED = "Der Urlaub beträgt jährlich mindestens 24 Werktage"
 INVENTED = "Zusätzlich gibt es zehn Tage Bildungsurlaub für alle Beschäftigten"
@@ -80,3 +80,27 @@ def test_a_wrongly_cited_sentence_shows_the_corrected_source_and_says_so(
     assert any("Quellenangabe berichtigt" in c and "24 Werktage" in c for c in captions), captions
     assert not any("Nicht durch die zitierten Quellen belegt" in c for c in captions)
     assert any(f"> **{escape_markdown(SUPPORTED + '.')}**" in m.value for m in at.markdown)
+
+
+def test_a_corrected_citations_sentence_is_shown_as_text() -> None:
+    from rag.claims import CitationFix
+    from rag.documents import Passage
+    from rag.service import Answer
+
+    hostile = "<img src=x onerror=alert(1)> [a](javascript:alert(1)) {source} gilt"
+    passage = Passage(chunk_id=1, doc_id="d", path="/a.md", title="a", text=hostile, start=0, end=len(hostile))
+    answer = Answer(
+        question="q", text=f"{hostile} [1].", sources=[passage], cited=[1], language="de", abstained=False,
+        citation_fixes=[CitationFix(hostile, (2,), 1)],
+    )
+    at = AppTest.from_function(_render, args=(answer,))
+    at.run()
+    assert not at.exception
+    [note] = [c.value for c in at.caption if "Quellenangabe berichtigt" in c.value]
+    assert escape_inline(hostile) in note  # literal text: no tag, no link, no format field
+
+
+def _render(answer: object) -> None:
+    from ui.sources import render_answer
+
+    render_answer(answer, "de")  # type: ignore[arg-type]
