@@ -237,6 +237,7 @@ class LlamaCppChatModel(LocalChatModel):
         n_threads: CPU threads for generating tokens.
         n_threads_batch: CPU threads for reading the prompt (0 = same as ``n_threads``).
         temperature: Sampling temperature.
+        seed: Sampling seed for every answer (None: llama.cpp draws one).
         max_tokens: Upper bound on generated tokens.
         prompt_cache_mb: RAM for saved model states (0 = none). llama.cpp by itself reuses only the
             previous prompt's common prefix; a differently prompted call in between (a follow-up's
@@ -249,6 +250,7 @@ class LlamaCppChatModel(LocalChatModel):
     n_threads: int = 1
     n_threads_batch: int = 0
     temperature: float = 0.1
+    seed: int | None = None
     max_tokens: int = 400
     prompt_cache_mb: int = 0
 
@@ -333,6 +335,7 @@ class LlamaCppChatModel(LocalChatModel):
             messages=[_to_openai_dict(m) for m in messages],
             stream=True,
             temperature=kwargs.get("temperature", self.temperature),
+            seed=kwargs.get("seed", self.seed),
             max_tokens=kwargs.get("max_tokens", self.max_tokens),
             stop=stop,
         )
@@ -356,6 +359,7 @@ def _llamacpp(settings: LLMSettings, models_dir: Path) -> LlamaCppChatModel:
         n_threads=settings.n_threads,
         n_threads_batch=settings.n_threads_batch,
         temperature=settings.temperature,
+        seed=settings.seed,
         max_tokens=settings.max_tokens,
         prompt_cache_mb=settings.prompt_cache_mb,
         wait_timeout_s=settings.timeout_s,
@@ -371,6 +375,7 @@ def _ollama(settings: LLMSettings) -> BaseChatModel:
         model=settings.model,
         base_url=settings.base_url,
         temperature=settings.temperature,
+        seed=settings.seed,
         num_predict=settings.max_tokens,
         num_ctx=settings.n_ctx,
         client_kwargs={"timeout": settings.timeout_s},
@@ -388,6 +393,7 @@ def _openai(settings: LLMSettings) -> BaseChatModel:
         base_url=settings.base_url,
         api_key=key,
         temperature=settings.temperature,
+        seed=settings.seed,
         max_completion_tokens=settings.max_tokens,
         # llama.cpp's server and older vLLM ignore max_completion_tokens; the old name is understood by all.
         extra_body={"max_tokens": settings.max_tokens},

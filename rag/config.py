@@ -110,6 +110,10 @@ class LLMSettings(_Section):
         256, ge=0, description="llamacpp: RAM for saved prompt states, so a rewrite does not evict the prefix."
     )
     temperature: float = Field(0.1, ge=0)
+    seed: int | None = Field(
+        0, ge=0, description="Sampling seed: the same question over the same sources gets the same answer; "
+        "empty for a new one each time."
+    )
     max_tokens: int = Field(400, gt=0)
     inline_quotes: bool = Field(
         False, description="Ask the model for a verbatim quote after each citation (extraction when it fails)."

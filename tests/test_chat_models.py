@@ -255,6 +255,16 @@ def test_llamacpp_smollm_streams_text(smollm_chat: LlamaCppChatModel) -> None:
 
 @pytest.mark.slow
 @needs_llama_cpp
+def test_llamacpp_a_fixed_seed_gives_the_same_answer_twice(smollm: Path) -> None:
+    # A high temperature so that sampling, not the argmax, picks the words.
+    model = LlamaCppChatModel(model_path=smollm, n_ctx=1024, max_tokens=24, temperature=1.5, seed=11)
+    prompt = [HumanMessage("Write one sentence about the sea.")]
+    first, second = ("".join(stream_text(model, prompt)) for _ in range(2))
+    assert first.strip() and first == second
+
+
+@pytest.mark.slow
+@needs_llama_cpp
 def test_llamacpp_generations_from_two_threads_are_serialised(smollm_chat: LlamaCppChatModel) -> None:
     spans: dict[str, tuple[float, float]] = {}
     texts: dict[str, str] = {}
@@ -378,6 +388,7 @@ def test_ollama_backend_streams_the_servers_reply(tmp_path: Path) -> None:
     assert body["stream"] is True
     assert body["messages"][-1] == {"role": "user", "content": QUESTION[-1].content}
     assert body["options"]["num_predict"] == 77
+    assert body["options"]["seed"] == 0  # the configured default: the same question, the same answer
 
 
 def test_ollama_backend_reports_unknown_model_as_backend_error(tmp_path: Path) -> None:
