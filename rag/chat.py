@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import re
+import secrets
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -237,7 +238,7 @@ class LlamaCppChatModel(LocalChatModel):
         n_threads: CPU threads for generating tokens.
         n_threads_batch: CPU threads for reading the prompt (0 = same as ``n_threads``).
         temperature: Sampling temperature.
-        seed: Sampling seed for every answer (None: llama.cpp draws one).
+        seed: Sampling seed for every answer (None: a new random one for each).
         max_tokens: Upper bound on generated tokens.
         prompt_cache_mb: RAM for saved model states (0 = none). llama.cpp by itself reuses only the
             previous prompt's common prefix; a differently prompted call in between (a follow-up's
@@ -335,7 +336,8 @@ class LlamaCppChatModel(LocalChatModel):
             messages=[_to_openai_dict(m) for m in messages],
             stream=True,
             temperature=kwargs.get("temperature", self.temperature),
-            seed=kwargs.get("seed", self.seed),
+            # llama.cpp's own choice for None is a fixed chain from its default seed: draw here instead.
+            seed=kwargs.get("seed", self.seed if self.seed is not None else secrets.randbelow(2**31)),
             max_tokens=kwargs.get("max_tokens", self.max_tokens),
             stop=stop,
         )

@@ -26,7 +26,6 @@ from rag.text import keyword_terms
 # "... Werktage. [1]": a marker after the full stop belongs to the sentence before it.
 _TRAILING_MARKERS = re.compile(r"(?<!\.)([.!?])((?:\s*\[\d{1,3}\](?!\())+)")
 _MARKER = re.compile(r"\s*\[(\d{1,3})\](?!\()")  # not a markdown link "[3](url)"
-_BULLET = re.compile(r"^[-*+•](?:\s+|$)")  # a list item's mark is not part of its claim
 # A move needs more than a verification: most of the claim's terms in one sentence of the new source,
 # well ahead of the rest (measured on XQuAD answers: most moves then land on the source with the answer).
 _MOVE_SUPPORT = 0.75
@@ -61,7 +60,9 @@ def normalise_quote(text: str) -> str:
 # A full stop that ends no sentence: "am 1. März", "S. 12", "Abs. 2", "Nr. 5", "z. B. 3", "2. Die …" in a list.
 _DAY_END = re.compile(r"\b\d{1,2}\.$")
 _MONTH_START = re.compile(r"(?:Jan|Feb|Mär|Mar|Apr|Mai|May|Jun|Jul|Aug|Sep|Okt|Oct|Nov|Dez|Dec)[a-zä]*\b")
-_ENUMERATOR = re.compile(r"\d{1,3}[.)]")  # "1." of a numbered list: its item follows
+_ENUMERATOR = re.compile(r"\d{1,3}\.")  # "1." of a numbered list: its item follows
+# A list item's mark is not part of its claim (nor a number it states): "- …", "2. …", but not "3. März".
+_BULLET = re.compile(r"^(?:[-*+•]|\d{1,3}\.(?!\s*" + _MONTH_START.pattern + r"))(?:\s+|$)")
 _ABBREVIATION_END = re.compile(r"\b(?:S|Abs|Nr|Art|Ziff|Kap|Bd|Tz|Rn|vgl|ca|z\.\s?B)\.$", re.IGNORECASE)
 
 
@@ -280,7 +281,7 @@ def fix_citations(answer: str, sources: Sequence[str], *, min_support: float = 0
         support, source = ranked[-1][0], -ranked[-1][1]
         # Only a clear winner: far ahead of what the model cited and of every other source.
         rivals = [s for n, (_, _, s) in checked.items() if n != source]
-        if support < _MOVE_SUPPORT or support - max(rivals, default=0.0) < _MOVE_MARGIN:
+        if support < _MOVE_SUPPORT or support - max(rivals, default=0.0) < _MOVE_MARGIN - 1e-9:
             continue
         # The first marker becomes the new one (its spacing kept), the others go.
         markers = list(_MARKER.finditer(sentence))

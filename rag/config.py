@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from rag.errors import ConfigError
 
@@ -111,8 +111,8 @@ class LLMSettings(_Section):
     )
     temperature: float = Field(0.1, ge=0)
     seed: int | None = Field(
-        0, ge=0, description="Sampling seed: the same question over the same sources gets the same answer; "
-        "empty for a new one each time."
+        0, ge=0, lt=2**31, description="Sampling seed: the same question over the same sources gets the same "
+        "answer; empty for a new one each time."
     )
     max_tokens: int = Field(400, gt=0)
     inline_quotes: bool = Field(
@@ -124,6 +124,12 @@ class LLMSettings(_Section):
     )
     max_waiting: int = Field(8, ge=0, description="Questions that may wait for a free slot; more are refused.")
     queue_timeout_s: float = Field(180.0, gt=0, description="Seconds a question waits in line at most.")
+
+    @field_validator("seed", mode="before")
+    @classmethod
+    def _empty_seed_draws_anew(cls, value: object) -> object:
+        # HAUSWISSEN__LLM__SEED= (empty) means the same as "seed: ~" in the file.
+        return None if isinstance(value, str) and not value.strip() else value
 
 
 class IngestSettings(_Section):

@@ -221,3 +221,18 @@ def test_a_moved_marker_keeps_its_place_and_the_rest_of_the_answer_is_untouched(
     text, [fix] = fix_citations("[2] Der Mindestlohn 2024 beträgt 12,41 €.\nEs gilt ab Januar ...", MINDESTLOHN)
     assert text == "[1] Der Mindestlohn 2024 beträgt 12,41 €.\nEs gilt ab Januar ..."
     assert fix.source == 1
+
+
+def test_a_numbered_lists_items_are_verified_without_their_numbers() -> None:
+    sources = ["Die Kaution beträgt höchstens drei Monatsmieten.", "Der Mieter zahlt die Nebenkosten monatlich."]
+    answer = (
+        "Es gilt:\n1. Die Kaution beträgt höchstens drei Monatsmieten [1].\n"
+        "2. Der Mieter zahlt die Nebenkosten monatlich [2]."
+    )
+    claims = extract_claims(answer, sources)
+    assert [(c.text, c.citation, c.verified) for c in claims][1:] == [
+        ("Die Kaution beträgt höchstens drei Monatsmieten.", 1, True),
+        ("Der Mieter zahlt die Nebenkosten monatlich.", 2, True),
+    ]
+    [date] = extract_claims("1. März 2024 ist der Stichtag [1].", ["Stichtag ist der 1. März 2024."])
+    assert date.text == "1. März 2024 ist der Stichtag." and date.verified

@@ -106,3 +106,14 @@ def test_unparsable_environment_values_are_config_errors_without_the_value() -> 
     with pytest.raises(ConfigError) as info:
         load_settings(None, env={"HAUSWISSEN__RETRIEVAL__TOP_K": "[unclosed-secretvalue"})
     assert "secretvalue" not in str(info.value)
+
+
+def test_the_sampling_seed_is_fixed_by_default_and_empty_draws_anew(tmp_path: Path) -> None:
+    assert load_settings(None, env={}).llm.seed == 0
+    for empty in ["", "~", "null"]:
+        assert load_settings(None, env={"HAUSWISSEN__LLM__SEED": empty}).llm.seed is None
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("llm:\n  seed: ~\n")
+    assert load_settings(cfg, env={}).llm.seed is None
+    with pytest.raises(ConfigError):
+        load_settings(None, env={"HAUSWISSEN__LLM__SEED": "-1"})
