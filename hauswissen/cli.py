@@ -124,8 +124,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(f"\n[Zurückgezogen, nicht in den Quellen belegt / withdrawn, not supported by the sources{detail}]")
         print(answer.text)
     for fix in answer.citation_fixes:
-        cited = ", ".join(f"[{n}]" for n in fix.cited)
-        print(f"[Quelle berichtigt / citation corrected: {cited} -> [{fix.source}]] {_terminal_safe(fix.sentence)}")
+        cited, now = (", ".join(f"[{n}]" for n in numbers) for numbers in (fix.cited, fix.sources))
+        print(f"[Quelle berichtigt / citation corrected: {cited} -> {now}] {_terminal_safe(fix.sentence)}")
     _print_sources(answer.to_dict())
     t = answer.timings
     print(

@@ -234,29 +234,30 @@ def extract_claims(answer: str, sources: Sequence[str], *, min_support: float = 
 
 @dataclass(frozen=True)
 class CitationFix:
-    """A sentence whose citation pointed at sources that do not say it, moved to the one that does."""
+    """A sentence whose citation pointed at sources that do not say it, moved to those that do."""
 
     sentence: str
     """The sentence, without markers."""
     cited: tuple[int, ...]
     """The source numbers the model wrote."""
-    source: int
-    """The source number it cites now."""
+    sources: tuple[int, ...]
+    """The source numbers it cites now (several when they say it equally well)."""
 
     def to_dict(self) -> dict[str, object]:
-        return {"sentence": self.sentence, "cited": list(self.cited), "source": self.source}
+        return {"sentence": self.sentence, "cited": list(self.cited), "sources": list(self.sources)}
 
 
 def fix_citations(answer: str, sources: Sequence[str], *, min_support: float = 0.5) -> tuple[str, list[CitationFix]]:
-    """Re-point each cited sentence that none of its cited sources verifies to the source that does.
+    """Re-point each cited sentence that none of its cited sources verifies to the sources that do.
 
-    Small models often cite a neighbour of the source that holds the value ("12,41 € [3]" where only
-    source 1 has 12,41). A sentence moves only when another source verifies it as :func:`extract_claims`
+    Small models often cite a neighbour of the source that holds the value ("12,41 € [3]" where sources
+    1 and 2 have 12,41). A sentence moves only when another source verifies it as :func:`extract_claims`
     would (quote found, every number it states) from a sentence holding at least three quarters of the
     claim's terms (``_MOVE_SUPPORT``), with a lead of ``_MOVE_MARGIN`` over the cited sources and every
-    other one, and only when the sentence has at least ``_MIN_CLAIM_TERMS`` terms to tell sources
-    apart; otherwise it keeps its citation and is shown unverified. Uncited sentences are left to
-    :func:`rag.citations.attribute_uncited`.
+    other one (sources that say it equally well are all cited), and only when the sentence has at least
+    ``_MIN_CLAIM_TERMS`` terms to tell sources apart; otherwise it keeps its citation and is shown
+    unverified. Uncited sentences are left to :func:`rag.citations.attribute_uncited`.
+
     Returns the answer with the markers of moved sentences replaced (and a marker after a full stop
     moved before it, as in the claims), or ``answer`` unchanged when nothing moved; and what moved.
     """
@@ -275,26 +276,28 @@ def fix_citations(answer: str, sources: Sequence[str], *, min_support: float = 0
         checked = {n: _check(claim, source, min_support) for n, source in enumerate(sources, 1)}
         if any(checked[n][1] for n in numbers):
             continue
-        ranked = sorted((support, -n) for n, (_, ok, support) in checked.items() if n not in numbers and ok)
-        if not ranked:
+        verified = {n: support for n, (_, ok, support) in checked.items() if ok and n not in numbers}
+        if not verified:
             continue
-        support, source = ranked[-1][0], -ranked[-1][1]
-        # Only a clear winner: far ahead of what the model cited and of every other source.
-        rivals = [s for n, (_, _, s) in checked.items() if n != source]
-        if support < _MOVE_SUPPORT or support - max(rivals, default=0.0) < _MOVE_MARGIN - 1e-9:
+        best = max(verified.values())
+        # Every source that says it best is cited (the same text in two documents, a table and its copy).
+        winners = tuple(n for n in sorted(verified) if verified[n] >= best - 1e-9)
+        # Only a clear lead over what the model cited and over every other source.
+        rivals = [support for n, (_, _, support) in checked.items() if n not in winners]
+        if best < _MOVE_SUPPORT or best - max(rivals, default=0.0) < _MOVE_MARGIN - 1e-9:
             continue
-        # The first marker becomes the new one (its spacing kept), the others go.
+        # The first marker becomes the new ones (its spacing kept), the others go.
         markers = list(_MARKER.finditer(sentence))
         fixed, cursor = [], 0
         for i, marker in enumerate(markers):
             fixed.append(sentence[cursor : marker.start()])
             if i == 0:
-                fixed.append(marker.group(0)[: marker.group(0).index("[")] + f"[{source}]")
+                fixed.append(marker.group(0)[: marker.group(0).index("[")] + "".join(f"[{n}]" for n in winners))
             cursor = marker.end()
         fixed.append(sentence[cursor:])
         out += [text[last:start], "".join(fixed)]
         last = end
-        fixes.append(CitationFix(claim_text, tuple(numbers), source))
+        fixes.append(CitationFix(claim_text, tuple(numbers), winners))
     if not fixes:
         return answer, fixes
     out.append(text[last:])

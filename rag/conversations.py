@@ -100,7 +100,7 @@ def answer_from_record(record: dict[str, Any]) -> Answer:
         draft=record.get("draft"),
         grounding=_grounding(record.get("grounding")),
         citation_fixes=[
-            CitationFix(str(f["sentence"]), tuple(int(n) for n in f["cited"]), int(f["source"]))
+            CitationFix(str(f["sentence"]), tuple(int(n) for n in f["cited"]), tuple(int(n) for n in f["sources"]))
             for f in record.get("citation_fixes") or []
         ],
     )

@@ -51,7 +51,7 @@ def test_an_answer_survives_the_round_trip_through_json_unchanged() -> None:
 def test_a_corrected_citation_is_kept_with_the_stored_answer() -> None:
     answer = dataclasses.replace(
         _answer("Wie viel Urlaub?", "/docs/burlg.md"),
-        citation_fixes=[CitationFix("Der Urlaub beträgt 24 Werktage.", (2, 3), 1)],
+        citation_fixes=[CitationFix("Der Urlaub beträgt 24 Werktage.", (2, 3), (1,))],
     )
     restored = answer_from_record(json.loads(json.dumps(answer_to_record(answer))))
     assert restored.citation_fixes == answer.citation_fixes

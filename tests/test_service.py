@@ -128,7 +128,7 @@ def test_a_wrongly_cited_sentence_is_answered_with_the_source_that_says_it(index
     [claim] = answer.claims
     assert claim.verified and claim.citation == urlaub
     assert answer.to_dict()["citation_fixes"] == [
-        {"sentence": "Der Urlaub beträgt mindestens 24 Werktage.", "cited": [wrong], "source": urlaub}
+        {"sentence": "Der Urlaub beträgt mindestens 24 Werktage.", "cited": [wrong], "sources": [urlaub]}
     ]
 
 

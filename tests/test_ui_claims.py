@@ -91,7 +91,7 @@ def test_a_corrected_citations_sentence_is_shown_as_text() -> None:
     passage = Passage(chunk_id=1, doc_id="d", path="/a.md", title="a", text=hostile, start=0, end=len(hostile))
     answer = Answer(
         question="q", text=f"{hostile} [1].", sources=[passage], cited=[1], language="de", abstained=False,
-        citation_fixes=[CitationFix(hostile, (2,), 1)],
+        citation_fixes=[CitationFix(hostile, (2,), (1,))],
     )
     at = AppTest.from_function(_render, args=(answer,))
     at.run()

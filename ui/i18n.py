@@ -102,7 +102,7 @@ TEXTS: dict[UILanguage, dict[str, str]] = {
         "draft_withdrawn": "Zurückgezogener Entwurf des Modells (nicht in den Quellen belegt)",
         "draft_withdrawn_why": "Was dieser Entwurf der Frage hinzufügt, steht in keiner der gefundenen Quellen. "
         "Er wird deshalb nicht als Antwort gezeigt.",
-        "citation_fixed": "Quellenangabe berichtigt: „{sentence}“ nannte {cited}, belegt ist es in [{source}].",
+        "citation_fixed": "Quellenangabe berichtigt: „{sentence}“ nannte {cited}, belegt ist es in {sources}.",
         "original_open": "Original öffnen",
         "original_download": "Original herunterladen ({name})",
         "original_page_caption": "Seite {page} des Originals",
@@ -225,7 +225,7 @@ TEXTS: dict[UILanguage, dict[str, str]] = {
         "draft_withdrawn": "The model's withdrawn draft (not supported by the sources)",
         "draft_withdrawn_why": "What this draft adds to the question is in none of the sources found, "
         "so it is not shown as an answer.",
-        "citation_fixed": "Citation corrected: \"{sentence}\" named {cited}; it is supported by [{source}].",
+        "citation_fixed": "Citation corrected: \"{sentence}\" named {cited}; it is supported by {sources}.",
         "original_open": "Open original",
         "original_download": "Download original ({name})",
         "original_page_caption": "Page {page} of the original",

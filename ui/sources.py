@@ -166,8 +166,8 @@ def render_answer(
             st.markdown(sanitize_markdown(answer.draft))
     for fix in answer.citation_fixes:
         # The model's own marker was streamed; say why the answer now cites another source.
-        cited = ", ".join(f"[{n}]" for n in fix.cited)
-        note = translate(language, "citation_fixed", sentence=fix.sentence, cited=cited, source=fix.source)
+        cited, now = (", ".join(f"[{n}]" for n in numbers) for numbers in (fix.cited, fix.sources))
+        note = translate(language, "citation_fixed", sentence=fix.sentence, cited=cited, sources=now)
         st.caption(f":material/swap_horiz: {escape_inline(note)}")
     if not answer.abstained:
         # Sentences no cited source supports are named, so nobody mistakes them for checked facts.
