@@ -100,10 +100,15 @@ def answer_from_record(record: dict[str, Any]) -> Answer:
         draft=record.get("draft"),
         grounding=_grounding(record.get("grounding")),
         citation_fixes=[
-            CitationFix(str(f["sentence"]), tuple(int(n) for n in f["cited"]), tuple(int(n) for n in f["sources"]))
+            CitationFix(str(f["sentence"]), tuple(int(n) for n in f["cited"]), _now_cited(f))
             for f in record.get("citation_fixes") or []
         ],
     )
+
+
+def _now_cited(fix: dict[str, Any]) -> tuple[int, ...]:
+    # Records of the first version held one number under "source".
+    return tuple(int(n) for n in fix["sources"]) if "sources" in fix else (int(fix["source"]),)
 
 
 def _grounding(record: dict[str, Any] | None) -> Grounding | None:

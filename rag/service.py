@@ -61,7 +61,7 @@ class Answer:
     """The model's answer when it was withdrawn as not grounded in the sources (``text`` then says
     "not found")."""
     citation_fixes: list[CitationFix] = field(default_factory=list)
-    """Sentences whose citation was moved to the source that says them (``text`` has the new markers)."""
+    """Sentences whose citation was moved to the sources that say them (``text`` has the new markers)."""
 
     @property
     def markdown(self) -> str:

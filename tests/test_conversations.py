@@ -57,6 +57,9 @@ def test_a_corrected_citation_is_kept_with_the_stored_answer() -> None:
     assert restored.citation_fixes == answer.citation_fixes
     older = {k: v for k, v in answer_to_record(answer).items() if k != "citation_fixes"}
     assert answer_from_record(older).citation_fixes == []
+    sentence = "Der Urlaub beträgt 24 Werktage."
+    first_form = {**older, "citation_fixes": [{"sentence": sentence, "cited": [2], "source": 1}]}
+    assert answer_from_record(first_form).citation_fixes == [CitationFix(sentence, (2,), (1,))]
 
 
 def test_chat_ids_are_unguessable_and_anything_else_is_rejected() -> None:

@@ -165,7 +165,7 @@ def render_answer(
             st.caption(translate(language, "draft_withdrawn_why"))
             st.markdown(sanitize_markdown(answer.draft))
     for fix in answer.citation_fixes:
-        # The model's own marker was streamed; say why the answer now cites another source.
+        # The model's own marker was streamed; say why the answer now cites other sources.
         cited, now = (", ".join(f"[{n}]" for n in numbers) for numbers in (fix.cited, fix.sources))
         note = translate(language, "citation_fixed", sentence=fix.sentence, cited=cited, sources=now)
         st.caption(f":material/swap_horiz: {escape_inline(note)}")
