@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from rag.citations import SENTENCE_END
@@ -121,9 +121,19 @@ def _support(claim_terms: set[str], quote: str) -> float:
     return len(claim_terms & set(keyword_terms(quote))) / len(claim_terms)
 
 
+def _quote_candidates(source: str) -> Iterator[str]:
+    """Each sentence of ``source``; a long one's lines first (a table's rows run together as one
+    "sentence" when its rows end without a full stop, and the row is the quote)."""
+    flat = source.replace("\n", " ")
+    for start, end in sentence_spans(source):
+        if end - start > _MAX_QUOTE_CHARS and "\n" in source[start:end]:
+            yield from split_sentences(source[start:end], lines=True)
+        yield flat[start:end]
+
+
 def _best_quote(claim_terms: set[str], source: str) -> tuple[str | None, float]:
     best, best_support = None, 0.0
-    for sentence in split_sentences(source):
+    for sentence in _quote_candidates(source):
         support = _support(claim_terms, sentence)
         if support > best_support:
             best, best_support = sentence, support

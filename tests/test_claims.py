@@ -248,3 +248,15 @@ def test_sources_that_say_it_equally_well_are_all_cited() -> None:
     assert text == "Der Mindestlohn ab 2024 beträgt 12,41 € je Zeitstunde [1][2]."
     assert fix.sources == (1, 2)
     assert [(c.citation, c.verified) for c in extract_claims(text, sources)] == [(1, True)]
+
+
+def test_a_tables_row_is_the_quote_not_the_start_of_the_table() -> None:
+    rows = [f"Gültig ab: 01.01.{year}; Mindestlohn je Zeitstunde (brutto, €): {wage}; Rechtsgrundlage: Verordnung"
+            for year, wage in [(2015, "8,50"), (2017, "8,84"), (2019, "9,19"), (2024, "12,41"), (2025, "12,82")]]
+    table = "\n\n".join(rows)
+    [claim] = extract_claims("Der Mindestlohn 2024 beträgt 12,41 € [1].", [table])
+    assert claim.verified and claim.quote == rows[3]
+    # A sentence wrapped over lines in a PDF stays whole when it is short enough to quote.
+    wrapped = "Der Urlaub beträgt\njährlich mindestens 24 Werktage."
+    [whole] = extract_claims("Der Urlaub beträgt mindestens 24 Werktage [1].", [wrapped])
+    assert whole.quote == "Der Urlaub beträgt jährlich mindestens 24 Werktage."
