@@ -121,12 +121,17 @@ def _support(claim_terms: set[str], quote: str) -> float:
     return len(claim_terms & set(keyword_terms(quote))) / len(claim_terms)
 
 
+# Rows of a table as the parsers write them: blank lines between rows, or Markdown "| … |" lines.
+_TABLE_ROWS = re.compile(r"\n[ \t]*\n|\n[ \t]*\|")
+
+
 def _quote_candidates(source: str) -> Iterator[str]:
-    """Each sentence of ``source``; a long one's lines first (a table's rows run together as one
-    "sentence" when its rows end without a full stop, and the row is the quote)."""
+    """Each sentence of ``source``; a long table's rows first (rows end without a full stop, so a
+    table runs together as one "sentence", and the row is the quote). A long sentence merely wrapped
+    over lines stays whole: a line of it could drop a qualifier on the next one."""
     flat = source.replace("\n", " ")
     for start, end in sentence_spans(source):
-        if end - start > _MAX_QUOTE_CHARS and "\n" in source[start:end]:
+        if end - start > _MAX_QUOTE_CHARS and _TABLE_ROWS.search(source[start:end]):
             yield from split_sentences(source[start:end], lines=True)
         yield flat[start:end]
 

@@ -260,3 +260,13 @@ def test_a_tables_row_is_the_quote_not_the_start_of_the_table() -> None:
     wrapped = "Der Urlaub beträgt\njährlich mindestens 24 Werktage."
     [whole] = extract_claims("Der Urlaub beträgt mindestens 24 Werktage [1].", [wrapped])
     assert whole.quote == "Der Urlaub beträgt jährlich mindestens 24 Werktage."
+
+
+def test_a_long_sentence_wrapped_over_lines_is_quoted_whole_not_by_a_line() -> None:
+    sentence = (
+        "Der Anspruch auf den Mindestlohn von 12,41 Euro je Zeitstunde besteht für alle Beschäftigten des\n"
+        "Unternehmens nicht, soweit sie als Auszubildende nach dem Berufsbildungsgesetz beschäftigt sind oder\n"
+        "als Praktikantinnen und Praktikanten ein verpflichtendes Praktikum im Rahmen ihres Studiums leisten."
+    )
+    [claim] = extract_claims("Der Anspruch auf den Mindestlohn von 12,41 Euro besteht [1].", [sentence])
+    assert claim.quote is not None and claim.quote.startswith("Der Anspruch") and claim.quote.endswith(" …")
