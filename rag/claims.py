@@ -219,8 +219,9 @@ def _claim_text(sentence: str) -> str:
     return text if re.search(r"\w", text) else ""
 
 
-def _cited(sentence: str, n_sources: int) -> list[int]:
-    return list(dict.fromkeys(int(n) for n in _MARKER.findall(sentence) if 1 <= int(n) <= n_sources))
+def cited_numbers(text: str, n_sources: int) -> list[int]:
+    """The source numbers ``text`` cites as ``[n]`` (1..``n_sources``; not a link "[n](url)"), in order."""
+    return list(dict.fromkeys(int(n) for n in _MARKER.findall(text) if 1 <= int(n) <= n_sources))
 
 
 def extract_claims(answer: str, sources: Sequence[str], *, min_support: float = 0.5) -> list[Claim]:
@@ -230,7 +231,7 @@ def extract_claims(answer: str, sources: Sequence[str], *, min_support: float = 
     """
     claims = []
     for sentence in split_sentences(_markers_before_stop(answer), lines=True):
-        numbers = _cited(sentence, len(sources))
+        numbers = cited_numbers(sentence, len(sources))
         text = _claim_text(sentence)
         if not text:
             continue
@@ -281,16 +282,18 @@ def fix_citations(answer: str, sources: Sequence[str], *, min_support: float = 0
     out, last = [], 0
     for start, end in sentence_spans(text, lines=True):
         sentence = text[start:end]
-        numbers = _cited(sentence, len(sources))
+        numbers = cited_numbers(sentence, len(sources))
         claim_text = _claim_text(sentence)
         if not numbers or not claim_text:
             continue
         claim = _read(claim_text)
         if len(claim.said) < _MIN_CLAIM_TERMS:
             continue  # "Hausordnung [2]" in a list of references: too little to tell sources apart
-        checked = {n: _check(claim, source, min_support) for n, source in enumerate(sources, 1)}
-        if any(checked[n][1] for n in numbers):
+        # Most sentences are said by a source they cite: only then is every other source checked.
+        checked = {n: _check(claim, sources[n - 1], min_support) for n in numbers}
+        if any(ok for _, ok, _ in checked.values()):
             continue
+        checked |= {n: _check(claim, source, min_support) for n, source in enumerate(sources, 1) if n not in checked}
         verified = {n: support for n, (_, ok, support) in checked.items() if ok and n not in numbers}
         if not verified:
             continue
@@ -302,15 +305,12 @@ def fix_citations(answer: str, sources: Sequence[str], *, min_support: float = 0
         if best < _MOVE_SUPPORT or best - max(rivals, default=0.0) < _MOVE_MARGIN - 1e-9:
             continue
         # The first marker becomes the new ones (its spacing kept), the others go.
-        markers = list(_MARKER.finditer(sentence))
-        fixed, cursor = [], 0
-        for i, marker in enumerate(markers):
-            fixed.append(sentence[cursor : marker.start()])
-            if i == 0:
-                fixed.append(marker.group(0)[: marker.group(0).index("[")] + "".join(f"[{n}]" for n in winners))
-            cursor = marker.end()
-        fixed.append(sentence[cursor:])
-        out += [text[last:start], "".join(fixed)]
+        first = _MARKER.search(sentence)
+        assert first is not None  # the sentence cites a source
+        spacing = first.group(0)[: first.group(0).index("[")]
+        new_markers = spacing + "".join(f"[{n}]" for n in winners)
+        fixed = sentence[: first.start()] + new_markers + _MARKER.sub("", sentence[first.end() :])
+        out += [text[last:start], fixed]
         last = end
         fixes.append(CitationFix(claim_text, tuple(numbers), winners))
     if not fixes:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from rag.answerability import AnswerabilityCheck, Evidence
 from rag.citations import attribute_uncited, parse_citations
-from rag.claims import CitationFix, Claim, extract_claims, fix_citations
+from rag.claims import CitationFix, Claim, cited_numbers, extract_claims, fix_citations
 from rag.config import Settings
 from rag.documents import Passage
 from rag.embedding import Embedder, create_embedder
@@ -225,7 +225,7 @@ class AnswerStream:
             source_texts = [p.text for p in self.sources]
             text, _ = attribute_uncited(text, source_texts)
             text, fixes = fix_citations(text, source_texts)
-            cited = list(dict.fromkeys(n for n in map(int, _CITED.findall(text)) if 1 <= n <= len(self.sources)))
+            cited = cited_numbers(text, len(self.sources))
         self._answer = Answer(
             question=self.question,
             text=text or NOT_FOUND[self.language],
@@ -249,9 +249,6 @@ class AnswerStream:
                 pass
         assert self._answer is not None
         return self._answer
-
-
-_CITED = re.compile(r"\[(\d{1,3})\](?!\()")
 
 
 def _normalise(text: str) -> str:
