@@ -46,7 +46,9 @@ def parse_citations(text: str, n_sources: int) -> CitedAnswer:
 
 # Where one sentence ends and the next begins (an answer's or a source's).
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-ZÄÖÜ0-9(„\"])")
-_HAS_MARKER = re.compile(r"\[\d{1,3}\]")
+MARKER = re.compile(r"\s*\[(\d{1,3})\](?!\()")
+"""One normalised citation ``[n]`` (group 1: n) with the whitespace before it; a markdown link
+``[3](url)`` is not one. Every module that finds or strips an answer's citations uses this pattern."""
 
 
 def attribute_uncited(text: str, sources: Sequence[str], *, min_coverage: float = 0.6) -> tuple[str, list[int]]:
@@ -61,7 +63,7 @@ def attribute_uncited(text: str, sources: Sequence[str], *, min_coverage: float 
     out = []
     for sentence in SENTENCE_END.split(text):
         terms = set(keyword_terms(sentence, drop_stop_words=True))
-        if _HAS_MARKER.search(sentence) or len(terms) < 3:
+        if MARKER.search(sentence) or len(terms) < 3:
             out.append(sentence)
             continue
         coverage = [len(terms & st) / len(terms) for st in source_terms]

@@ -19,13 +19,12 @@ import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from rag.citations import SENTENCE_END
+from rag.citations import MARKER, SENTENCE_END
 from rag.numbers import missing_numbers
 from rag.text import keyword_terms
 
 # "... Werktage. [1]": a marker after the full stop belongs to the sentence before it.
 _TRAILING_MARKERS = re.compile(r"(?<!\.)([.!?])((?:\s*\[\d{1,3}\](?!\())+)")
-_MARKER = re.compile(r"\s*\[(\d{1,3})\](?!\()")  # not a markdown link "[3](url)"
 # A move needs more than a verification: most of the claim's terms in one sentence of the new source,
 # well ahead of the rest (measured on XQuAD answers: most moves then land on the source with the answer).
 _MOVE_SUPPORT = 0.75
@@ -215,13 +214,13 @@ def _check(claim: _Reading, source: str, min_support: float) -> tuple[str | None
 
 def _claim_text(sentence: str) -> str:
     """The sentence without its markers and list mark; empty when nothing is left to claim."""
-    text = _BULLET.sub("", _MARKER.sub("", sentence).strip())
+    text = _BULLET.sub("", MARKER.sub("", sentence).strip())
     return text if re.search(r"\w", text) else ""
 
 
 def cited_numbers(text: str, n_sources: int) -> list[int]:
     """The source numbers ``text`` cites as ``[n]`` (1..``n_sources``; not a link "[n](url)"), in order."""
-    return list(dict.fromkeys(int(n) for n in _MARKER.findall(text) if 1 <= int(n) <= n_sources))
+    return list(dict.fromkeys(int(n) for n in MARKER.findall(text) if 1 <= int(n) <= n_sources))
 
 
 def extract_claims(answer: str, sources: Sequence[str], *, min_support: float = 0.5) -> list[Claim]:
@@ -305,11 +304,11 @@ def fix_citations(answer: str, sources: Sequence[str], *, min_support: float = 0
         if best < _MOVE_SUPPORT or best - max(rivals, default=0.0) < _MOVE_MARGIN - 1e-9:
             continue
         # The first marker becomes the new ones (its spacing kept), the others go.
-        first = _MARKER.search(sentence)
+        first = MARKER.search(sentence)
         assert first is not None  # the sentence cites a source
         spacing = first.group(0)[: first.group(0).index("[")]
         new_markers = spacing + "".join(f"[{n}]" for n in winners)
-        fixed = sentence[: first.start()] + new_markers + _MARKER.sub("", sentence[first.end() :])
+        fixed = sentence[: first.start()] + new_markers + MARKER.sub("", sentence[first.end() :])
         out += [text[last:start], fixed]
         last = end
         fixes.append(CitationFix(claim_text, tuple(numbers), winners))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
+from rag.citations import MARKER
 from rag.language import Language
 
 HISTORY_TURNS = 3
@@ -23,7 +24,6 @@ HISTORY_TURNS = 3
 
 _ANSWER_CHARS = 400
 _REPLY_CHARS = 400
-_CITATION = re.compile(r"\s*\[\d{1,3}\]")
 
 _SYSTEM = {
     "de": (
@@ -73,7 +73,7 @@ class Exchange:
 
 
 def _excerpt(answer: str) -> str:
-    text = " ".join(_CITATION.sub("", answer).split())
+    text = " ".join(MARKER.sub("", answer).split())
     return text if len(text) <= _ANSWER_CHARS else text[:_ANSWER_CHARS].rsplit(" ", 1)[0] + " …"
 
 

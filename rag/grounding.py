@@ -35,12 +35,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rag.answerability import match_term, passage_terms, question_terms
+from rag.citations import MARKER
 from rag.claims import split_sentences
 from rag.language import Language, detect_language
 from rag.numbers import known_readings, numbers_in
 from rag.text import keyword_terms
 
-_MARKER = re.compile(r"\s*\[\d{1,3}\]")
 _YES = re.compile(r"^\W*(?:ja|yes|doch(?=\s*[,.!]))\b", re.IGNORECASE)
 _NO = re.compile(r"^\W*(?:nein|no)\b", re.IGNORECASE)
 _YES_NO = frozenset({"ja", "nein", "doch", "yes", "no"})
@@ -88,7 +88,7 @@ class Grounding:
 
 
 def _sentences(answer: str) -> list[str]:
-    return split_sentences(_ABBREVIATION.sub(" ", _MARKER.sub("", answer)))
+    return split_sentences(_ABBREVIATION.sub(" ", MARKER.sub("", answer)))
 
 
 def _symbols_spelled(text: str, language: Language) -> str:

@@ -53,3 +53,10 @@ def test_the_rewrite_prompt_keeps_only_the_last_turns_and_shortens_long_answers(
 def test_english_rewrites_get_english_instructions() -> None:
     messages = rewrite_messages("and how long?", HISTORY, "en")
     assert "rewrite the last question" in str(messages[0].content)
+
+
+def test_the_rewrite_sees_the_previous_answer_without_its_citations_but_with_its_link_text() -> None:
+    history = [Exchange("Wie viele Urlaubstage gibt es?", "Es gibt 30 Tage [1][2], siehe [3](https://intranet.example/u).")]
+    prompt = str(rewrite_messages("und für Azubis?", history, "de")[-1].content)
+    assert "30 Tage," in prompt and "[1]" not in prompt
+    assert "[3](https://intranet.example/u)" in prompt

@@ -84,3 +84,15 @@ def test_sentences_copied_from_a_source_without_a_marker_get_its_number() -> Non
     assert added == [2]
     assert text.startswith("Der gesetzliche Mindesturlaub beträgt 24 Werktage im Jahr [2].")
     assert text.endswith("Außerdem gibt es Weihnachtsgeld für alle Mitarbeitenden.")  # unsupported: no marker
+
+
+def test_a_markdown_link_is_not_a_citation_so_the_copied_sentence_still_gets_its_source() -> None:
+    from rag.citations import attribute_uncited
+
+    sources = ["Der gesetzliche Mindesturlaub beträgt 24 Werktage im Jahr bei einer Sechs-Tage-Woche."]
+    text, added = attribute_uncited(
+        "Der gesetzliche Mindesturlaub beträgt 24 Werktage im Jahr bei einer Sechs-Tage-Woche [3](#t).",
+        sources,
+    )
+    assert added == [1]
+    assert text.endswith("[1].")

@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from rag.citations import MARKER
 from rag.evaluation.metrics import contains_gold, exact_match, token_f1
-
-_MARKER = re.compile(r"\s*\[\d+\]")
 
 ANSWER_METRICS = (
     "EM", "F1", "answer_contains_gold", "citation_precision", "citation_recall", "abstention", "false_refusal",
@@ -94,7 +92,7 @@ def score_answers(cases: Sequence[AnswerCase], answers: Mapping[str, AskedAnswer
     rows: list[dict[str, object]] = []
     for case in cases:
         answer = answers[case.qid]
-        text = _MARKER.sub("", answer.text).strip()
+        text = MARKER.sub("", answer.text).strip()
         row: dict[str, object] = {
             "id": case.qid,
             "question": case.question,
@@ -112,7 +110,7 @@ def score_answers(cases: Sequence[AnswerCase], answers: Mapping[str, AskedAnswer
             continue
         refused.append(float(answer.abstained))
         if answer.draft:  # a false refusal that cost a right answer, or one that spared a wrong one
-            withdrawn_right.append(contains_gold(_MARKER.sub("", answer.draft), case.answers))
+            withdrawn_right.append(contains_gold(MARKER.sub("", answer.draft), case.answers))
         scored = "" if answer.abstained else text
         scores = {
             "EM": exact_match(scored, case.answers),
