@@ -54,6 +54,27 @@ def test_highlights_stay_literal_text() -> None:
     assert quote_highlighted("abc", ["not there"]) == "> abc  "
 
 
+def test_a_quote_the_passage_wraps_over_lines_is_highlighted_on_each_line() -> None:
+    # Quotes are one line; PDF passages keep their line breaks.
+    passage = "Vorher. Der Urlaub beträgt\n24 Werktage im Jahr. Danach."
+    shown = quote_highlighted(passage, ["Der Urlaub beträgt 24 Werktage im Jahr."])
+    assert shown == "> Vorher\\. **Der Urlaub beträgt**  \n> **24 Werktage im Jahr\\.** Danach\\.  "
+
+
+def test_a_long_row_cut_with_an_ellipsis_is_highlighted_by_its_beginning() -> None:
+    row = "Gültig ab: 01.01.2024; Mindestlohn je Zeitstunde (brutto, €): 12,41; " + "Anmerkung " * 30
+    shown = quote_highlighted(row + "\n\nGültig ab: 01.01.2022", [row[:200].rsplit(" ", 1)[0] + " …"])
+    assert shown.startswith("> **" + escape_markdown("Gültig ab: 01.01.2024; Mindestlohn"))
+
+
+def test_a_quote_past_the_shown_length_brings_its_part_of_the_passage_into_view() -> None:
+    passage = "Einleitung ohne Belang. " * 80 + "Die Kündigungsfrist beträgt drei Monate. " + "Weiterer Text. " * 150
+    shown = quote_highlighted(passage, ["Die Kündigungsfrist beträgt drei Monate."], limit=1500)
+    assert "**" + escape_markdown("Die Kündigungsfrist beträgt drei Monate.") + "**" in shown
+    assert shown.startswith("> … ") and shown.endswith("…  ")
+    assert len(shown) < 1700
+
+
 def _cite_a_neighbour(messages: list) -> str:  # type: ignore[type-arg]
     """Cite a source other than the one holding the sentence (as small models often do)."""
     prompt = str(messages[-1].content)

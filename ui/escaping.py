@@ -30,23 +30,56 @@ def quote(text: str, limit: int = 1500) -> str:
 
 
 def quote_highlighted(text: str, highlights: list[str], limit: int = 1500) -> str:
-    """:func:`quote` with each of ``highlights`` (verbatim parts of ``text`` on one line) in bold."""
-    text = text.strip()
+    """:func:`quote` with each of ``highlights`` (verbatim parts of ``text``) in bold.
+
+    A highlight is found however the passage wraps it over lines, and one cut short with "…" by the part
+    before the "…". When the passage is longer than ``limit`` and its first highlight lies past the cut,
+    the part of the passage around that highlight is shown instead of the beginning.
+    """
+    text = "\n".join(text.strip().splitlines())  # form feeds and other breaks from PDFs become "\n"
     if len(text) > limit:
-        text = text[:limit].rstrip() + " …"
-    # Line breaks of every kind (form feeds from PDFs too) become "\n" before escaping drops controls.
-    text = "\n".join(text.splitlines())
-    spans = sorted(
-        {(at, at + len(h)) for h in highlights if h and "\n" not in h and (at := text.find(h)) >= 0}
-    )
+        start = 0
+        first = min((span for h in highlights if (span := _find(text, h))), default=None)
+        if first is not None and first[1] > limit:
+            start = max(0, text.rfind(" ", 0, max(0, first[0] - limit // 4)) + 1)
+        end = start + limit
+        text = ("… " if start else "") + text[start:end].strip() + (" …" if end < len(text) else "")
+    spans = sorted({span for h in highlights if (span := _find(text, h))})
     out, pos = [], 0
     for start, end in spans:
         if start < pos:
             continue  # overlapping quotes: the first one is marked
         out.append(escape_markdown(text[pos:start]))
-        out.append(f"**{escape_markdown(text[start:end])}**")
+        out.append(_bold(text[start:end]))
         pos = end
     out.append(escape_markdown(text[pos:]))
     lines = "".join(out).splitlines() or [""]
     # Two trailing spaces keep the passage's line breaks (lists, table rows) inside the quote.
     return "\n".join(f"> {line}  " if line.strip() else ">" for line in lines)
+
+
+_CUT = re.compile(r"\s*…$")
+
+
+def _find(text: str, highlight: str) -> tuple[int, int] | None:
+    """Where ``highlight`` stands in ``text``, any run of whitespace matching any other (quotes are one
+    line, the passage may wrap them); a quote cut with "…" is found by the part before it."""
+    words = _CUT.sub("", highlight).split()
+    if not words:
+        return None
+    match = re.search(r"\s+".join(map(re.escape, words)), text)
+    return (match.start(), match.end()) if match else None
+
+
+def _bold(part: str) -> str:
+    """``part`` in bold, line by line: emphasis cannot span the lines of a block quote, and a ``**`` next
+    to a space would not open or close it."""
+    lines = []
+    for line in part.split("\n"):
+        core = line.strip()
+        if not core:
+            lines.append(line)
+            continue
+        lead, trail = line[: len(line) - len(line.lstrip())], line[len(line.rstrip()) :]
+        lines.append(f"{lead}**{escape_markdown(core)}**{trail}")
+    return "\n".join(lines)
