@@ -49,6 +49,7 @@ from bench.answer import spread  # noqa: E402
 from bench.corpus import cache_dir  # noqa: E402
 from hauswissen.evaluation import ACCESS, build_index  # noqa: E402
 from rag.chat import LlamaCppChatModel, create_chat_model  # noqa: E402
+from rag.citations import MARKER  # noqa: E402
 from rag.claims import Claim  # noqa: E402
 from rag.config import load_settings  # noqa: E402
 from rag.embedding import create_embedder  # noqa: E402
@@ -59,13 +60,12 @@ from rag.service import Answer, Assistant  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SET = REPO.parent / "shared" / "eval" / "xquad-de"
 MODES = {"extracted": False, "inline": True}
-_MARKERS = re.compile(r"\s*\[\d{1,3}\]")
 _QUOTED = re.compile(r"\s*[„\"“»][^„\"“”»«]*[“”\"«]")
 
 
 def answer_text(text: str) -> str:
     """The answer as scored: citation markers and inline quotes removed."""
-    return " ".join(_QUOTED.sub("", _MARKERS.sub("", text)).split())
+    return " ".join(_QUOTED.sub("", MARKER.sub("", text)).split())
 
 
 def score(answer: Answer, golds: Sequence[str], gold_chunks: set[int]) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from rag.language import Language, detect_language
 from rag.numbers import known_readings, numbers_in
 from rag.text import keyword_terms
 
+_LINK = re.compile(r"\[([^\[\]\n]*)\]\([^()\s]*\)")
 _YES = re.compile(r"^\W*(?:ja|yes|doch(?=\s*[,.!]))\b", re.IGNORECASE)
 _NO = re.compile(r"^\W*(?:nein|no)\b", re.IGNORECASE)
 _YES_NO = frozenset({"ja", "nein", "doch", "yes", "no"})
@@ -88,7 +89,9 @@ class Grounding:
 
 
 def _sentences(answer: str) -> list[str]:
-    return split_sentences(_ABBREVIATION.sub(" ", MARKER.sub("", answer)))
+    # A link states its text, not its address (whose digits and words are in no source); "[3](url)" nothing.
+    unlinked = _LINK.sub(lambda m: "" if m.group(1).strip().isdigit() else m.group(1), answer)
+    return split_sentences(_ABBREVIATION.sub(" ", MARKER.sub("", unlinked)))
 
 
 def _symbols_spelled(text: str, language: Language) -> str:

@@ -37,6 +37,13 @@ def test_an_answer_that_adds_what_the_sources_say_is_grounded() -> None:
     assert grounding.missing == ()
 
 
+def test_a_link_in_the_answer_adds_its_text_but_not_its_address_or_number() -> None:
+    # "[3](url)" is a link, not a citation: neither the 3 nor the address's 2024 is a number to find.
+    answer = "Es gibt 24 Werktage Urlaub [1], siehe [3](https://intranet.example/urlaub/2024)."
+    assert _grounded("Wie viele Urlaubstage gibt es?", answer)
+    assert not _grounded("Wie viele Urlaubstage gibt es?", "Siehe [Zusatzurlaub für alle](https://intranet.example/z).")
+
+
 def test_an_answer_that_only_restates_the_question_is_not_grounded() -> None:
     grounding = assess_grounding("Welche Schrift Luthers wurde später entdeckt?",
                                  "Luthers Schrift wurde später entdeckt [1].", SOURCES, "de", min_found=0.5)

@@ -61,6 +61,19 @@ def test_a_quote_the_passage_wraps_over_lines_is_highlighted_on_each_line() -> N
     assert shown == "> Vorher\\. **Der Urlaub beträgt**  \n> **24 Werktage im Jahr\\.** Danach\\.  "
 
 
+def test_bold_runs_to_the_next_space_so_it_opens_and_closes_next_to_punctuation() -> None:
+    # CommonMark ignores "**" between a letter and punctuation ("Werktage.**Danach").
+    passage = "Vorher. Der Urlaub beträgt 24 Werktage.Danach mehr."
+    shown = quote_highlighted(passage, ["Der Urlaub beträgt 24 Werktage."])
+    assert shown == "> Vorher\\. **" + escape_markdown("Der Urlaub beträgt 24 Werktage.Danach") + "** mehr\\.  "
+
+
+def test_indented_passage_lines_are_not_read_as_code() -> None:
+    assert quote_highlighted("Kopf\n\n    Der Urlaub gilt.", ["Der Urlaub gilt."]) == (
+        "> Kopf  \n>\n> **" + escape_markdown("Der Urlaub gilt.") + "**  "
+    )
+
+
 def test_a_long_row_cut_with_an_ellipsis_is_highlighted_by_its_beginning() -> None:
     row = "Gültig ab: 01.01.2024; Mindestlohn je Zeitstunde (brutto, €): 12,41; " + "Anmerkung " * 30
     shown = quote_highlighted(row + "\n\nGültig ab: 01.01.2022", [row[:200].rsplit(" ", 1)[0] + " …"])
@@ -73,6 +86,13 @@ def test_a_quote_past_the_shown_length_brings_its_part_of_the_passage_into_view(
     assert "**" + escape_markdown("Die Kündigungsfrist beträgt drei Monate.") + "**" in shown
     assert shown.startswith("> … ") and shown.endswith("…  ")
     assert len(shown) < 1700
+
+
+def test_a_quote_past_the_shown_length_of_a_passage_with_one_word_per_line_is_brought_into_view() -> None:
+    passage = "\n".join(f"Zelle{i}" for i in range(400)) + "\nDie Kündigungsfrist beträgt drei Monate."
+    shown = quote_highlighted(passage, ["Die Kündigungsfrist beträgt drei Monate."], limit=1500)
+    assert shown.endswith("**" + escape_markdown("Die Kündigungsfrist beträgt drei Monate.") + "**  ")
+    assert shown.startswith("> … Zelle")
 
 
 def _cite_a_neighbour(messages: list) -> str:  # type: ignore[type-arg]

@@ -41,10 +41,13 @@ def quote_highlighted(text: str, highlights: list[str], limit: int = 1500) -> st
         start = 0
         first = min((span for h in highlights if (span := _find(text, h))), default=None)
         if first is not None and first[1] > limit:
-            start = max(0, text.rfind(" ", 0, max(0, first[0] - limit // 4)) + 1)
+            # Some context before the quote, at a word break; never so much that the quote's end is cut.
+            start = max(first[0] - limit // 4, first[1] - limit, 0)
+            word = _WORD_START.search(text, start)
+            start = min(word.start(), first[0]) if word else first[0]
         end = start + limit
         text = ("… " if start else "") + text[start:end].strip() + (" …" if end < len(text) else "")
-    spans = sorted({span for h in highlights if (span := _find(text, h))})
+    spans = sorted({_whole_words(text, span) for h in highlights if (span := _find(text, h))})
     out, pos = [], 0
     for start, end in spans:
         if start < pos:
@@ -53,12 +56,25 @@ def quote_highlighted(text: str, highlights: list[str], limit: int = 1500) -> st
         out.append(_bold(text[start:end]))
         pos = end
     out.append(escape_markdown(text[pos:]))
-    lines = "".join(out).splitlines() or [""]
+    # Indentation is dropped: four leading spaces would turn a line into a code block.
+    lines = [line.lstrip() for line in "".join(out).splitlines()] or [""]
     # Two trailing spaces keep the passage's line breaks (lists, table rows) inside the quote.
     return "\n".join(f"> {line}  " if line.strip() else ">" for line in lines)
 
 
 _CUT = re.compile(r"\s*…$")
+_WORD_START = re.compile(r"(?<=\s)\S")
+
+
+def _whole_words(text: str, span: tuple[int, int]) -> tuple[int, int]:
+    """``span`` widened to whitespace on both sides: a ``**`` between a letter and punctuation
+    ("Werktage.**Danach") neither opens nor closes bold in CommonMark."""
+    start, end = span
+    while start > 0 and not text[start - 1].isspace():
+        start -= 1
+    while end < len(text) and not text[end].isspace():
+        end += 1
+    return start, end
 
 
 def _find(text: str, highlight: str) -> tuple[int, int] | None:
