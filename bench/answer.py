@@ -67,7 +67,7 @@ from rag.chat import LlamaCppChatModel, _to_openai_dict, create_chat_model, stre
 from rag.config import Settings, load_settings  # noqa: E402
 from rag.embedding import create_embedder  # noqa: E402
 from rag.evaluation.datasets import EvalSet, load_eval_set  # noqa: E402
-from rag.excerpts import excerpt  # noqa: E402
+from rag.excerpts import budget, excerpt  # noqa: E402
 from rag.models import default_llm_path  # noqa: E402
 from rag.service import Assistant  # noqa: E402
 
@@ -243,7 +243,8 @@ def ask_call(assistant: Assistant, question: str) -> tuple[Call, list[BaseMessag
         retrieval_s=timings["retrieval_s"],
         sources=len(stream.sources),
         source_chars=sum(
-            len(excerpt(stream.question, p.text, assistant.settings.retrieval.excerpt_chars)) for p in stream.sources
+            len(excerpt(stream.question, p.text, budget(assistant.settings.retrieval.excerpt_chars, rank)))
+            for rank, p in enumerate(stream.sources)
         ),
         pieces=pieces,
         declined=stream.answer.evidence is not None and not stream.answer.evidence.sufficient,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -62,8 +62,11 @@ class RetrievalSettings(_Section):
     keyword_coverage_power: float = Field(
         4.0, ge=0, description="Keyword weight is scaled by (share of query terms the index knows) ** this."
     )
-    excerpt_chars: int = Field(
-        250, ge=0, description="Characters of each source the model reads (its most relevant sentences); 0 = all."
+    excerpt_chars: list[Annotated[int, Field(ge=0)]] = Field(
+        default_factory=lambda: [250],
+        min_length=1,
+        description="Characters of the 1st, 2nd, ... source the model reads (its most relevant sentences); "
+        "the last number holds for the rest; 0 = the whole passage.",
     )
     default_access: list[str] = Field(default_factory=lambda: ["public"])
     reranker: Literal["sentences", "none"] = Field(
@@ -77,6 +80,11 @@ class RetrievalSettings(_Section):
     )
     rerank_candidates: int = Field(5, gt=0, description="Fused hits the reranker re-scores.")
 
+
+    @field_validator("excerpt_chars", mode="before")
+    @classmethod
+    def _one_for_all(cls, value: Any) -> Any:
+        return [value] if isinstance(value, int | str) else value
 
 class AnswerabilitySettings(_Section):
     min_evidence: float = Field(

@@ -10,10 +10,20 @@ the citation mapping keep the whole passage.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rag.answerability import coverage, passage_terms, question_terms
 from rag.claims import split_sentences
 
 GAP = " … "
+
+
+def budget(chars: int | Sequence[int], rank: int) -> int:
+    """The characters the source at ``rank`` (0 = the best) may take: its own entry of ``chars``, or the
+    last one for ranks beyond the list (a single number holds for every source)."""
+    if isinstance(chars, int):
+        return chars
+    return chars[min(rank, len(chars) - 1)] if chars else 0
 
 
 def excerpt(question: str, text: str, max_chars: int) -> str:

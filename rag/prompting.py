@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from rag.documents import Passage
-from rag.excerpts import excerpt
+from rag.excerpts import budget, excerpt
 from rag.language import Language
 
 NOT_FOUND = {
@@ -147,13 +147,14 @@ def build_messages(
     passages: Sequence[Passage],
     language: Language,
     *,
-    excerpt_chars: int = 0,
+    excerpt_chars: int | Sequence[int] = 0,
     inline_quotes: bool = False,
 ) -> list[BaseMessage]:
     """Messages for the chat model: system rules, the worked example, then this question's sources.
 
-    With ``excerpt_chars``, each source is cut to its sentences most relevant to the question
-    (:func:`rag.excerpts.excerpt`); 0 gives the whole passages. With ``inline_quotes`` the model is
+    With ``excerpt_chars`` (one number for every source, or one per rank with the last repeating), each
+    source is cut to its sentences most relevant to the question (:func:`rag.excerpts.excerpt`); 0 gives
+    the whole passage. With ``inline_quotes`` the model is
     asked to follow each citation with a verbatim quote („…“) from that source.
     """
     example_sources = [
@@ -164,7 +165,7 @@ def build_messages(
     if inline_quotes:
         system, example_a = system + _QUOTE_RULE[language], _EXAMPLE_QUOTED[language]
     sources = [
-        _fence(i, p.document, location_label(p, language), excerpt(question, p.text, excerpt_chars))
+        _fence(i, p.document, location_label(p, language), excerpt(question, p.text, budget(excerpt_chars, i - 1)))
         for i, p in enumerate(passages, 1)
     ]
     return [

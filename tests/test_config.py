@@ -26,6 +26,17 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
     assert settings.llm.backend == "ollama"
 
 
+def test_excerpt_chars_take_one_number_for_every_source_or_one_per_rank(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("retrieval:\n  excerpt_chars: 300\n")
+    assert load_settings(cfg, env={}).retrieval.excerpt_chars == [300]
+    env = {"HAUSWISSEN__RETRIEVAL__EXCERPT_CHARS": "[500, 125]"}
+    assert load_settings(cfg, env=env).retrieval.excerpt_chars == [500, 125]
+    for bad in ("[]", "[500, -1]"):
+        with pytest.raises(ConfigError):
+            load_settings(cfg, env={"HAUSWISSEN__RETRIEVAL__EXCERPT_CHARS": bad})
+
+
 def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("paths:\n  data_dir: state\n")

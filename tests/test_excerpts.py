@@ -8,7 +8,7 @@ from rag.chat import ScriptedChatModel
 from rag.config import Settings
 from rag.documents import Passage
 from rag.embedding import HashingEmbedder
-from rag.excerpts import excerpt
+from rag.excerpts import budget, excerpt
 from rag.prompting import build_messages
 from rag.service import Assistant
 from tests.conftest import build_index
@@ -43,6 +43,17 @@ def test_a_short_passage_or_no_budget_is_left_whole() -> None:
 def test_the_best_sentence_is_kept_whole_even_over_the_budget() -> None:
     cut = excerpt("Wie lange darf man täglich arbeiten?", PASSAGE, 10)
     assert "Die werktägliche Arbeitszeit darf acht Stunden nicht überschreiten." in cut
+
+
+def test_each_rank_gets_its_own_budget_and_the_last_one_holds_for_the_rest() -> None:
+    assert [budget([500, 125], rank) for rank in range(4)] == [500, 125, 125, 125]
+    assert budget(250, 2) == 250
+    passages = [Passage(i, f"d{i}", f"/docs/d{i}.md", f"D{i}", PASSAGE, 0, len(PASSAGE)) for i in range(3)]
+    messages = build_messages("Wie lange darf man täglich arbeiten?", passages, "de", excerpt_chars=[0, 10])
+    prompt = str(messages[-1].content)
+    assert prompt.count(PASSAGE) == 1  # the first source whole, the others cut to their best sentence
+    assert prompt.count("Die werktägliche Arbeitszeit darf acht Stunden nicht überschreiten.") == 3
+    assert prompt.count("Ruhepausen") == 1
 
 
 def test_the_prompt_carries_excerpts_while_the_answer_keeps_whole_passages(
