@@ -1,7 +1,7 @@
 """Time to the first token of an answer with the default model, next to bare llama.cpp on the same prompt.
 
-    .venv/bin/python -m bench answer [--questions 20] [--top-k K | --sweep-k 3,5] [--max-tokens 16]
-                                     [--threads N] [--threads-batch N] [--first] [--no-cold]
+    .venv/bin/python -m bench answer [--questions 20] [--top-k K | --sweep-k 3,5] [--sweep-excerpt 250;500/125]
+                                     [--max-tokens 16] [--threads N] [--threads-batch N] [--first] [--no-cold]
                                      [--set DIR] [--cache DIR] [--details] [--json]
 
 The corpus and questions: the XQuAD German development set in ``../shared/eval/xquad-de`` (120
@@ -17,9 +17,10 @@ numbers. ``--first`` takes the first N instead, to see that effect.
 Settings come from ``config.yaml`` and ``HAUSWISSEN__*`` (the default ``llamacpp`` backend with the
 packaged Qwen2.5-Coder-1.5B Q4_K_M, n_threads/n_threads_batch as configured), with ``llm.max_tokens``
 set to ``--max-tokens`` (16: the first token does not need a long answer; keeps the run bounded) and
-``retrieval.top_k`` to each ``--sweep-k`` value (default: the configured top_k, 3).
+``retrieval.top_k`` to each ``--sweep-k`` value (default: the configured top_k, 3) and
+``retrieval.excerpt_chars`` to each ``--sweep-excerpt`` value (default: the configured one).
 
-Three rows per k, interleaved per question so that load on a shared machine hits all three alike:
+Three rows per k and excerpt budget, interleaved per question so that load on a shared machine hits all three alike:
 
 1. ``hauswissen ask``: ``Assistant(settings).ask(question)`` as the UI calls it, the stream read to
    the end. TTFT is ``timings["first_token_s"]``: from the call, so it includes retrieval (question
@@ -114,12 +115,15 @@ class Row:
     name: str
     k: int
     calls: list[Call] = field(default_factory=list)
+    excerpt: str = ""
+    """The ``retrieval.excerpt_chars`` of this row ("250", "500/125")."""
 
     def summary(self) -> dict[str, Any]:
         ttft = [c.ttft_s for c in self.calls if not c.declined]
         return {
             "name": self.name,
             "k": self.k,
+            "excerpt": self.excerpt,
             "questions": len(self.calls),
             "declined": sum(c.declined for c in self.calls),
             "ttft_p50_s": _pct(ttft, 50),
@@ -133,6 +137,18 @@ class Row:
             "source_chars_p50": _pct([float(c.source_chars) for c in self.calls], 50),
             "calls": [asdict(c) for c in self.calls],
         }
+
+
+@dataclass(frozen=True)
+class Setup:
+    """One configuration whose rows are measured: sources per question and their excerpt budgets."""
+
+    k: int
+    excerpt: tuple[int, ...]
+
+    @property
+    def label(self) -> str:
+        return "/".join(map(str, self.excerpt))
 
 
 def _pct(values: Sequence[float], q: float) -> float:
@@ -267,26 +283,27 @@ def warm_up_call(assistant: Assistant, question: str) -> tuple[float, list[BaseM
 def measure(
     questions: Sequence[str],
     settings: Settings,
-    assistant_for: Callable[[int], Assistant],
+    assistant_for: Callable[[Setup], Assistant],
     bare: BareLlama,
     tokenize: PromptTokenizer,
-    ks: Iterable[int],
+    setups: Iterable[Setup],
     *,
     cold: bool = True,
     progress: Callable[[str], None] = _say,
 ) -> tuple[list[Row], dict[str, float]]:
-    """Warm up, then per k and question: the product path, bare warm and (with ``cold``) bare cold."""
-    ks = list(ks)
+    """Warm up, then per setup and question: the product path, bare warm and (with ``cold``) bare cold."""
+    setups = list(setups)
     warm_up: dict[str, float] = {}
-    first_assistant = assistant_for(ks[0])
+    first_assistant = assistant_for(setups[0])
     warm_up["hauswissen_first_ttft_s"], messages = warm_up_call(first_assistant, WARM_UP_QUESTION)
     payload = [_to_openai_dict(m) for m in messages]
     warm_up["bare_first_ttft_s"] = bare_call(bare, payload, settings, cold=False)[0]
     previous_ours = previous_bare = tokenize(payload)
     rows: list[Row] = []
-    for k in ks:
-        assistant = first_assistant if k == ks[0] else assistant_for(k)
-        ours, warm, reset = Row(ROWS[0], k), Row(ROWS[1], k), Row(ROWS[2], k)
+    for setup in setups:
+        k, label = setup.k, setup.label
+        assistant = first_assistant if setup == setups[0] else assistant_for(setup)
+        ours, warm, reset = (Row(name, k, excerpt=label) for name in ROWS)
         for n, question in enumerate(questions, 1):
             call, messages = ask_call(assistant, question)
             payload = [_to_openai_dict(m) for m in messages]
@@ -300,7 +317,7 @@ def measure(
             warm.calls.append(replace(same, ttft_s=ttft, total_s=total, pieces=pieces,
                                       reusable_tokens=common_prefix(previous_bare, tokens)))
             previous_bare = tokens
-            line = f"k={k} {n}/{len(questions)}: ttft ours {call.ttft_s:.2f} s, bare warm {ttft:.2f} s"
+            line = f"k={k} excerpt {label} {n}/{len(questions)}: ttft ours {call.ttft_s:.2f} s, bare warm {ttft:.2f} s"
             if cold:
                 ttft, total, pieces = bare_call(bare, payload, settings, cold=True)
                 reset.calls.append(replace(same, ttft_s=ttft, total_s=total, pieces=pieces, reusable_tokens=0))
@@ -312,12 +329,14 @@ def measure(
 
 def _targets(summaries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
+    several = len({s["excerpt"] for s in summaries}) > 1
     for s in summaries:
         if s["name"] != ROWS[0]:
             continue
         for q in ("p50", "p95"):
             value = s[f"ttft_{q}_s"]
-            out.append({"name": f"hauswissen TTFT {q}, k={s['k']}", "value": value, "target": TARGET_TTFT_S,
+            name = f"hauswissen TTFT {q}, k={s['k']}" + (f", excerpt {s['excerpt']}" if several else "")
+            out.append({"name": name, "value": value, "target": TARGET_TTFT_S,
                         "verdict": "PASS" if value <= TARGET_TTFT_S else "MISS"})
     return out
 
@@ -345,10 +364,11 @@ def render(result: dict[str, Any], *, details: bool = False) -> str:
         f"first question after start-up (warm-up, untimed below): hauswissen "
         f"{result['warm_up']['hauswissen_first_ttft_s']:.2f} s, bare {result['warm_up']['bare_first_ttft_s']:.2f} s\n",
         _table(
-            ["what", "k", "TTFT p50 s", "TTFT p95 s", "TTFT max s", "total p50 s", "retrieval p50 s",
+            ["what", "k", "excerpt", "TTFT p50 s", "TTFT p95 s", "TTFT max s", "total p50 s", "retrieval p50 s",
              "prompt tok p50", "reusable tok p50", "sources p50", "source chars p50", "p95 <= 5 s"],
             [
-                [r["name"], str(r["k"]), f"{r['ttft_p50_s']:.2f}", f"{r['ttft_p95_s']:.2f}", f"{r['ttft_max_s']:.2f}",
+                [r["name"], str(r["k"]), r["excerpt"], f"{r['ttft_p50_s']:.2f}", f"{r['ttft_p95_s']:.2f}",
+                 f"{r['ttft_max_s']:.2f}",
                  f"{r['total_p50_s']:.2f}", f"{r['retrieval_p50_s']:.3f}" if r["name"] == ROWS[0] else "-",
                  f"{r['prompt_tokens_p50']:.0f}", f"{r['reusable_tokens_p50']:.0f}", f"{r['sources_p50']:.0f}",
                  f"{r['source_chars_p50']:.0f}", "PASS" if r["ttft_p95_s"] <= TARGET_TTFT_S else "MISS"]
@@ -359,27 +379,37 @@ def render(result: dict[str, Any], *, details: bool = False) -> str:
         _table(["target", "measured s", "target s", "verdict"],
                [[t["name"], f"{t['value']:.2f}", f"<= {t['target']:g}", t["verdict"]] for t in result["targets"]]),
     ]
-    by_key = {(r["name"], r["k"]): r for r in rows}
-    for k in result["ks"]:
-        ours, warm, cold = (by_key.get((name, k)) for name in ROWS)
+    by_key = {(r["name"], r["k"], r["excerpt"]): r for r in rows}
+    for k, label in ((r["k"], r["excerpt"]) for r in rows if r["name"] == ROWS[0]):
+        ours, warm, cold = (by_key.get((name, k, label)) for name in ROWS)
         if ours and warm:
-            note = (f"k={k}: hauswissen minus bare warm, TTFT p50: "
+            note = (f"k={k}, excerpt {label}: hauswissen minus bare warm, TTFT p50: "
                     f"{ours['ttft_p50_s'] - warm['ttft_p50_s']:+.2f} s (retrieval p50 {ours['retrieval_p50_s']:.3f} s)")
             if cold:
                 saved = cold["ttft_p50_s"] - warm["ttft_p50_s"]
                 note += f"; the reused prefix saves {saved:.2f} s at p50 (cold - warm)"
             lines.append(note)
         if ours and ours.get("declined"):
-            lines.append(f"k={k}: {ours['declined']} of {ours['questions']} questions declined by the answerability "
-                         "check before the model; left out of every row's TTFT")
+            lines.append(f"k={k}, excerpt {label}: {ours['declined']} of {ours['questions']} questions declined by "
+                         "the answerability check before the model; left out of every row's TTFT")
     if details:
         for r in rows:
-            lines += [f"\n{r['name']}, k={r['k']}", _table(
+            lines += [f"\n{r['name']}, k={r['k']}, excerpt {r['excerpt']}", _table(
                 ["question", "TTFT s", "total s", "prompt tok", "reusable tok", "sources", "source chars"],
                 [[c["question"][:60], f"{c['ttft_s']:.2f}", f"{c['total_s']:.2f}", str(c["prompt_tokens"]),
                   str(c["reusable_tokens"]), str(c["sources"]), str(c["source_chars"])] for c in r["calls"]],
             )]
     return "\n".join(lines)
+
+
+def _excerpts(text: str) -> list[tuple[int, ...]]:
+    try:
+        out = [tuple(int(x) for x in part.split("/")) for part in text.split(";") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not excerpt budgets like 250;500/125: {text!r}") from None
+    if not out or any(n < 0 for budgets in out for n in budgets):
+        raise argparse.ArgumentTypeError(f"budgets must be 0 or more characters: {text!r}")
+    return out
 
 
 def _ks(text: str) -> list[int]:
@@ -399,6 +429,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--questions", type=int, default=20, help="questions per k (default 20)")
     parser.add_argument("--top-k", type=int, help="sources per question (default: retrieval.top_k)")
     parser.add_argument("--sweep-k", type=_ks, help="several k in one run, e.g. 3,5 (overrides --top-k)")
+    parser.add_argument(
+        "--sweep-excerpt", type=_excerpts,
+        help="several retrieval.excerpt_chars in one run, ';' between them, '/' between ranks: '250;500/125' "
+        "(default: the configured one)",
+    )
     parser.add_argument("--max-tokens", type=int, default=16, help="llm.max_tokens for every answer (default 16)")
     parser.add_argument("--threads", type=int, help="llm.n_threads (default: configured)")
     parser.add_argument("--threads-batch", type=int, help="llm.n_threads_batch (default: configured)")
@@ -420,6 +455,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         llm_update["n_threads_batch"] = args.threads_batch
     settings = settings.model_copy(update={"llm": settings.llm.model_copy(update=llm_update)})
     ks = args.sweep_k or [args.top_k or settings.retrieval.top_k]
+    excerpts = args.sweep_excerpt or [tuple(settings.retrieval.excerpt_chars)]
+    setups = [Setup(k, e) for k in ks for e in excerpts]
 
     eval_set = load_eval_set(args.set)
     questions = pick_questions(eval_set, args.questions, first=args.first)
@@ -436,15 +473,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = chat.model_path if isinstance(chat, LlamaCppChatModel) else default_llm_path(settings.paths.models_dir)
     bare = open_bare(path, index.settings)
 
-    def assistant_for(k: int) -> Assistant:
+    def assistant_for(setup: Setup) -> Assistant:
+        retrieval = {"top_k": setup.k, "excerpt_chars": list(setup.excerpt)}
         run = index.settings.model_copy(
-            update={"retrieval": index.settings.retrieval.model_copy(update={"top_k": k})}
+            update={"retrieval": index.settings.retrieval.model_copy(update=retrieval)}
         )
         return Assistant(run, embedder=embedder, reader=index.reader, chat_model=chat)
 
-    _say(f"{len(questions)} questions, k in {ks}, model {path.name}")
+    _say(f"{len(questions)} questions, k in {ks}, excerpts {[s.label for s in setups[:len(excerpts)]]}, "
+         f"model {path.name}")
     try:
-        rows, warm_up = measure(questions, index.settings, assistant_for, bare, tokenize, ks, cold=not args.no_cold)
+        rows, warm_up = measure(questions, index.settings, assistant_for, bare, tokenize, setups, cold=not args.no_cold)
     finally:
         index.reader.close()
     summaries = [r.summary() for r in rows]
@@ -456,6 +495,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "documents": index.documents,
         "chunks": index.chunks,
         "ks": ks,
+        "excerpts": [Setup(0, e).label for e in excerpts],
         "model": path.name,
         "load_s": load_s,
         "embedder": embedder.identity.name,

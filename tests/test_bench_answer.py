@@ -23,7 +23,7 @@ QUESTIONS = {
     "q3": ("Wie hoch ist der Mindestlohn je Zeitstunde?", "p3", "12,41 Euro"),
     "q4": ("Wann ist der Urlaub zu nehmen?", "p1", "im laufenden Kalenderjahr"),
 }
-ROW_KEYS = {"name", "k", "questions", "declined", "ttft_p50_s", "ttft_p95_s", "ttft_max_s", "total_p50_s",
+ROW_KEYS = {"name", "k", "excerpt", "questions", "declined", "ttft_p50_s", "ttft_p95_s", "ttft_max_s", "total_p50_s",
             "retrieval_p50_s", "prompt_tokens_p50", "reusable_tokens_p50", "sources_p50", "source_chars_p50", "calls"}
 
 
@@ -114,6 +114,29 @@ def test_json_has_three_rows_per_k_with_numbers_and_targets(
     names = [f"hauswissen TTFT {q}, k={k}" for k in (1, 2) for q in ("p50", "p95")]
     assert [t["name"] for t in result["targets"]] == names
     assert {t["verdict"] for t in result["targets"]} <= {"PASS", "MISS"}
+
+
+def test_an_excerpt_sweep_measures_each_budget_on_the_same_questions(
+    tiny_set: Path, tmp_path: Path, fakes: FakeLlama, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--set", str(tiny_set), "--cache", str(tmp_path / "cache"), "--questions", "2", "--max-tokens", "4",
+            "--top-k", "2", "--sweep-excerpt", "20;0/20", "--no-cold", "--json"]
+    assert bench_answer.main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+
+    assert result["excerpts"] == ["20", "0/20"]
+    rows = {(r["name"], r["excerpt"]): r for r in result["rows"]}
+    assert set(rows) == {(name, e) for e in ("20", "0/20") for name in bench_answer.ROWS[:2]}
+    ours = [rows[(bench_answer.ROWS[0], e)] for e in ("20", "0/20")]
+    assert [c["question"] for c in ours[0]["calls"]] == [c["question"] for c in ours[1]["calls"]]
+    assert ours[0]["source_chars_p50"] < ours[1]["source_chars_p50"]  # the first source whole
+    assert [t["name"] for t in result["targets"]][:2] == [
+        "hauswissen TTFT p50, k=2, excerpt 20", "hauswissen TTFT p95, k=2, excerpt 20"]
+
+
+def test_excerpt_budgets_must_be_numbers() -> None:
+    with pytest.raises(SystemExit):
+        bench_answer.main(["--sweep-excerpt", "viel"])
 
 
 def test_table_lists_rows_targets_and_details(
