@@ -63,7 +63,7 @@ class RetrievalSettings(_Section):
         4.0, ge=0, description="Keyword weight is scaled by (share of query terms the index knows) ** this."
     )
     excerpt_chars: list[Annotated[int, Field(ge=0)]] = Field(
-        default_factory=lambda: [500, 125],
+        default_factory=lambda: [450, 125],
         min_length=1,
         description="Characters of the 1st, 2nd, ... source the model reads (its most relevant sentences); "
         "the last number holds for the rest; 0 = the whole passage.",
