@@ -426,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench answer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--questions", type=int, default=20, help="questions per k (default 20)")
+    parser.add_argument("--questions", type=int, default=20, help="questions per k and excerpt budget (default 20)")
     parser.add_argument("--top-k", type=int, help="sources per question (default: retrieval.top_k)")
     parser.add_argument("--sweep-k", type=_ks, help="several k in one run, e.g. 3,5 (overrides --top-k)")
     parser.add_argument(

@@ -80,11 +80,11 @@ class RetrievalSettings(_Section):
     )
     rerank_candidates: int = Field(5, gt=0, description="Fused hits the reranker re-scores.")
 
-
     @field_validator("excerpt_chars", mode="before")
     @classmethod
     def _one_for_all(cls, value: Any) -> Any:
-        return [value] if isinstance(value, int | str) else value
+        return value if isinstance(value, list | tuple) else [value]
+
 
 class AnswerabilitySettings(_Section):
     min_evidence: float = Field(

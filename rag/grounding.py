@@ -88,10 +88,11 @@ class Grounding:
         }
 
 
-def _sentences(answer: str) -> list[str]:
-    # A link states its text, not its address (whose digits and words are in no source); "[3](url)" nothing.
-    unlinked = _LINK.sub(lambda m: "" if m.group(1).strip().isdigit() else m.group(1), answer)
-    return split_sentences(_ABBREVIATION.sub(" ", MARKER.sub("", unlinked)))
+def _sentences(answer: str, language: Language) -> list[str]:
+    # A link states its text, not its address (whose digits and words are in no source), and "[3](url)"
+    # nothing; before symbols are spelled out, or a "%20" in an address would break the link apart.
+    unlinked = _LINK.sub(lambda m: "" if re.fullmatch(r"\s*\d{1,3}\s*", m.group(1)) else m.group(1), answer)
+    return split_sentences(_ABBREVIATION.sub(" ", MARKER.sub("", _symbols_spelled(unlinked, language))))
 
 
 def _symbols_spelled(text: str, language: Language) -> str:
@@ -146,7 +147,7 @@ def assess_grounding(
     label_numbers = known_readings(labels)
     best: tuple[bool, float, tuple[str, ...], tuple[str, ...]] = (False, -1.0, (), ())
     invented: list[str] = []
-    for sentence in _sentences(_symbols_spelled(answer, language)):
+    for sentence in _sentences(answer, language):
         referenced = {m.group(1) for m in _REFERENCE.finditer(sentence)}
         stated = numbers_in(sentence)
         numbers = sorted(n for n, values in stated.items() if not values & asked_numbers)

@@ -32,7 +32,8 @@ def test_excerpt_chars_take_one_number_for_every_source_or_one_per_rank(tmp_path
     assert load_settings(cfg, env={}).retrieval.excerpt_chars == [300]
     env = {"HAUSWISSEN__RETRIEVAL__EXCERPT_CHARS": "[500, 125]"}
     assert load_settings(cfg, env=env).retrieval.excerpt_chars == [500, 125]
-    for bad in ("[]", "[500, -1]"):
+    assert load_settings(cfg, env={"HAUSWISSEN__RETRIEVAL__EXCERPT_CHARS": "300.0"}).retrieval.excerpt_chars == [300]
+    for bad in ("[]", "[500, -1]", "~", "viel"):
         with pytest.raises(ConfigError):
             load_settings(cfg, env={"HAUSWISSEN__RETRIEVAL__EXCERPT_CHARS": bad})
 
