@@ -149,12 +149,14 @@ def build_messages(
     *,
     excerpt_chars: int | Sequence[int] = 0,
     inline_quotes: bool = False,
+    search_query: str | None = None,
 ) -> list[BaseMessage]:
     """Messages for the chat model: system rules, the worked example, then this question's sources.
 
     With ``excerpt_chars`` (one number for every source, or one per rank with the last repeating), each
     source is cut to its sentences most relevant to the question (:func:`rag.excerpts.excerpt`); 0 gives
-    the whole passage. With ``inline_quotes`` the model is
+    the whole passage. A follow-up's standalone rewrite (``search_query``, what retrieval searched for)
+    chooses those sentences too: "Und für Teilzeit?" alone names almost nothing. With ``inline_quotes`` the model is
     asked to follow each citation with a verbatim quote („…“) from that source.
     """
     example_sources = [
@@ -164,8 +166,9 @@ def build_messages(
     system = _SYSTEM[language]
     if inline_quotes:
         system, example_a = system + _QUOTE_RULE[language], _EXAMPLE_QUOTED[language]
+    focus = " ".join(dict.fromkeys(q for q in (question, search_query) if q))
     sources = [
-        _fence(i, p.document, location_label(p, language), excerpt(question, p.text, budget(excerpt_chars, i - 1)))
+        _fence(i, p.document, location_label(p, language), excerpt(focus, p.text, budget(excerpt_chars, i - 1)))
         for i, p in enumerate(passages, 1)
     ]
     return [

@@ -385,7 +385,8 @@ class Assistant:
                 deltas: Iterator[str] = iter([NOT_FOUND[language]])
             else:
                 ticket = ticket if ticket is not None else self._take_turn(on_wait)
-                deltas = _HeldDeltas(ticket, stream_text(self.chat_model, self.prompt(text, sources, language)))
+                messages = self.prompt(text, sources, language, search_query=query)
+                deltas = _HeldDeltas(ticket, stream_text(self.chat_model, messages))
         except BaseException:
             if ticket is not None:
                 ticket.release()
@@ -414,10 +415,13 @@ class Assistant:
             return None
         return self.answerability.assess(query, sources, language)
 
-    def prompt(self, question: str, sources: Sequence[Passage], language: Language) -> list[BaseMessage]:
-        """The messages the chat model gets for ``question`` over ``sources`` (as configured)."""
+    def prompt(
+        self, question: str, sources: Sequence[Passage], language: Language, search_query: str | None = None
+    ) -> list[BaseMessage]:
+        """The messages the chat model gets for ``question`` over ``sources`` (as configured); a follow-up's
+        ``search_query`` (its standalone rewrite) helps choose what of each source the model reads."""
         return build_messages(
-            question, sources, language,
+            question, sources, language, search_query=search_query,
             excerpt_chars=self.settings.retrieval.excerpt_chars, inline_quotes=self.settings.llm.inline_quotes,
         )
 

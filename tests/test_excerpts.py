@@ -56,6 +56,16 @@ def test_each_rank_gets_its_own_budget_and_the_last_one_holds_for_the_rest() -> 
     assert prompt.count("Ruhepausen") == 1
 
 
+def test_a_follow_ups_rewrite_chooses_what_the_model_reads() -> None:
+    passages = [Passage(1, "d1", "/docs/arbzg.md", "ArbZG", PASSAGE, 0, len(PASSAGE))]
+    alone = str(build_messages("Und wie lange dauern sie?", passages, "de", excerpt_chars=60)[-1].content)
+    rewritten = str(build_messages("Und wie lange dauern sie?", passages, "de", excerpt_chars=60,
+                                   search_query="Wie lange dauern die Ruhepausen?")[-1].content)
+    assert "Ruhepausen betragen mindestens 30 Minuten" not in alone
+    assert "Ruhepausen betragen mindestens 30 Minuten" in rewritten
+    assert "Frage: Und wie lange dauern sie?" in rewritten  # the model still answers the question as asked
+
+
 def test_the_prompt_carries_excerpts_while_the_answer_keeps_whole_passages(
     settings_factory: Callable[..., Settings],
 ) -> None:
