@@ -148,7 +148,12 @@ class Setup:
 
     @property
     def label(self) -> str:
-        return "/".join(map(str, self.excerpt))
+        return _budget_label(self.excerpt)
+
+
+def _budget_label(budgets: Sequence[int]) -> str:
+    """Excerpt budgets as written on the command line: "250", "450/125"."""
+    return "/".join(map(str, budgets))
 
 
 def _pct(values: Sequence[float], q: float) -> float:
@@ -480,8 +485,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return Assistant(run, embedder=embedder, reader=index.reader, chat_model=chat)
 
-    _say(f"{len(questions)} questions, k in {ks}, excerpts {[s.label for s in setups[:len(excerpts)]]}, "
-         f"model {path.name}")
+    _say(f"{len(questions)} questions, k in {ks}, excerpts {[_budget_label(e) for e in excerpts]}, model {path.name}")
     try:
         rows, warm_up = measure(questions, index.settings, assistant_for, bare, tokenize, setups, cold=not args.no_cold)
     finally:
@@ -495,7 +499,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "documents": index.documents,
         "chunks": index.chunks,
         "ks": ks,
-        "excerpts": [Setup(0, e).label for e in excerpts],
+        "excerpts": [_budget_label(e) for e in excerpts],
         "model": path.name,
         "load_s": load_s,
         "embedder": embedder.identity.name,
