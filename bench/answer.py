@@ -234,8 +234,10 @@ def bare_call(bare: BareLlama, messages: OpenAIMessages, settings: Settings, *, 
     t0 = time.perf_counter()
     first: float | None = None
     pieces = 0
+    # The same seed as the assistant's own calls, so both sides sample the same tokens.
     completion = bare.create_chat_completion(
-        messages, stream=True, temperature=settings.llm.temperature, max_tokens=settings.llm.max_tokens
+        messages, stream=True, temperature=settings.llm.temperature, max_tokens=settings.llm.max_tokens,
+        seed=settings.llm.seed,
     )
     try:
         for part in completion:

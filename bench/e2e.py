@@ -96,6 +96,8 @@ def main() -> int:
             completion: Any = bare.create_chat_completion(
                 payload,  # type: ignore[arg-type]
                 stream=True, temperature=settings.llm.temperature, max_tokens=settings.llm.max_tokens,
+                # The assistant's seed, so both sides sample the same tokens.
+                seed=settings.llm.seed,
             )
             for part in completion:
                 if first is None and part["choices"][0]["delta"].get("content"):

@@ -58,10 +58,12 @@ class FakeLlama:
 
     def __init__(self) -> None:
         self.calls: list[list[dict[str, str]]] = []
+        self.seeds: list[int | None] = []
         self.resets = 0
 
     def create_chat_completion(self, messages: Any, **kwargs: Any) -> Any:
         self.calls.append(messages)
+        self.seeds.append(kwargs.get("seed"))
         assert kwargs["stream"] is True and kwargs["max_tokens"] == 4
         yield {"choices": [{"delta": {"role": "assistant"}}]}
         for word in ("Die", " Antwort", " [1]."):
@@ -111,6 +113,7 @@ def test_json_has_three_rows_per_k_with_numbers_and_targets(
     assert len(fakes.calls) == 1 + 2 * 3 * 2 and fakes.resets == 3 * 2
     assert fakes.calls[1] == fakes.calls[2] and fakes.calls[1][-1]["role"] == "user"
     assert "Frage: " in fakes.calls[1][-1]["content"]
+    assert set(fakes.seeds) == {0}  # llm.seed's default, as the assistant's own calls use it
     names = [f"hauswissen TTFT {q}, k={k}" for k in (1, 2) for q in ("p50", "p95")]
     assert [t["name"] for t in result["targets"]] == names
     assert {t["verdict"] for t in result["targets"]} <= {"PASS", "MISS"}
