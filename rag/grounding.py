@@ -41,7 +41,12 @@ from rag.language import Language, detect_language
 from rag.numbers import known_readings, numbers_in
 from rag.text import keyword_terms
 
-_LINK = re.compile(r"\[([^\[\]\n]*)\]\([^()\s]*\)")
+# A markdown link "[text](address)": the address may hold balanced parentheses or be "<...>", and a
+# title ("...", '...' or (...)) may follow it, as CommonMark allows.
+_LINK = re.compile(
+    r"\[([^\[\]\n]*)\]\(\s*(?:<[^<>\n]*>|(?:[^()\s]|\([^()\s]*\))*)"
+    r"(?:\s+(?:\"[^\"\n]*\"|'[^'\n]*'|\([^()\n]*\)))?\s*\)"
+)
 _YES = re.compile(r"^\W*(?:ja|yes|doch(?=\s*[,.!]))\b", re.IGNORECASE)
 _NO = re.compile(r"^\W*(?:nein|no)\b", re.IGNORECASE)
 _YES_NO = frozenset({"ja", "nein", "doch", "yes", "no"})
