@@ -70,15 +70,21 @@ _MIN_PART = 5
 _MIN_HEAD = 3
 _FORMS: tuple[Language, ...] = ("de", "en")
 
-# Words that shape a question but name nothing an answer must contain ("Wie lange darf man ...?").
-# In a small index they are rare, so IDF alone would weigh them like content words.
+# Words that shape a question but name nothing an answer must contain ("Wie lange darf man ...?", "Wie
+# lautet der Name ...?", "Worum ging es ...?"): question words, auxiliaries and pronouns the stop list
+# lacks, and the words that ask for a name or a kind. In a small index they are rare, so IDF alone
+# would weigh them like content words.
 _QUESTION_WORDS = """
     wann warum weshalb wieso weswegen wozu womit wofür woran worauf woraus wovon welch welchen welchem
     wem wen wessen lang lange hoch groß oft viel viele wieviele darf dürfen müssen muß soll sollen kann könnte man
     gibt geben gilt gelten heißt bitte genau eigentlich ungefähr bekomme bekommt steht stehen zusteht zustehen
     mir mich mein meine meinem meinen meiner
+    worum worin wogegen wodurch wobei woher wohin wonach worüber worunter wovor
+    wurde wurden worden gewesen wäre wären hatten habe haben hätte hätten bist
+    ihm ihn ihnen ihrem ihren ihrer ihres seinem seinen seiner seines
+    lautet lauten name namen nennt nennen genannt bezeichnung bezeichnet begriff
     how many much long high often does did can could may might must should would please exactly get gets
-    me my mine we us our
+    me my mine we us our name named called type
 """.split()
 QUESTION_TERMS = frozenset(
     t for form in _FORMS for t in keyword_terms(" ".join(_QUESTION_WORDS), language=form)

@@ -87,6 +87,15 @@ def test_pronouns_and_entitlement_verbs_name_nothing_an_answer_must_contain() ->
     assert not question_terms("my me we us our", "en")
 
 
+def test_words_that_ask_for_a_name_or_frame_the_question_name_nothing_an_answer_must_contain() -> None:
+    # "Wie lautet der Name ...": the passage says "... heißt Bello", never "Name" or "lautet".
+    assert question_terms("Wie lautet der Name des Hundes, der ihnen gehörte?", "de") == {"hund", "gehort"}
+    assert question_terms("Worum wurde in den Gerichtsverfahren gestritten?", "de") == {"gerichtsverfahr", "gestritt"}
+    assert question_terms("What was the dog named, and what type was it called?", "en") == {"dog"}
+    # Content words that share a stem with no question word stay.
+    assert question_terms("Wie viele Kinder sind im Kindergarten?", "de") >= {"kind", "kindergart"}
+
+
 def test_across_languages_only_the_hit_strength_counts(check: AnswerabilityCheck) -> None:
     german = "Der Urlaub beträgt jährlich mindestens 24 Werktage."
     evidence = check.assess("How many days of leave do I get?", [passage(german, 1.5)], "en")
