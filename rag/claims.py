@@ -30,7 +30,8 @@ _TRAILING_MARKERS = re.compile(r"(?<!\.)([.!?])((?:\s*\[\d{1,3}\](?!\())+)")
 _MOVE_SUPPORT = 0.75
 _MOVE_MARGIN = 0.2
 _INLINE_QUOTE = re.compile(r"[„\"“»]([^„\"“”»«]{12,400})[“”\"«]")
-_QUOTE_CHARS = str.maketrans({c: '"' for c in "„“”«»‚‘’'"})
+QUOTE_CHARS = str.maketrans({c: '"' for c in "„“”«»‚‘’'"})
+"""Every kind of quotation mark, mapped to one (how quotes are compared)."""
 _MAX_QUOTE_CHARS = 240
 _MIN_CLAIM_TERMS = 3
 
@@ -53,7 +54,7 @@ def normalise_quote(text: str) -> str:
     line joined, soft hyphens gone, whitespace collapsed, case folded."""
     text = unicodedata.normalize("NFKC", text).replace("\u00ad", "")
     text = re.sub(r"(\w)-\s*\n\s*(\w)", r"\1\2", text)
-    return " ".join(text.translate(_QUOTE_CHARS).split()).casefold()
+    return " ".join(text.translate(QUOTE_CHARS).split()).casefold()
 
 
 # A full stop that ends no sentence: "am 1. März", "S. 12", "Abs. 2", "Nr. 5", "z. B. 3", "2. Die …" in a list.

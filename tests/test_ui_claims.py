@@ -61,6 +61,16 @@ def test_a_quote_the_passage_wraps_over_lines_is_highlighted_on_each_line() -> N
     assert shown == "> Vorher\\. **Der Urlaub beträgt**  \n> **24 Werktage im Jahr\\.** Danach\\.  "
 
 
+def test_a_quote_is_found_as_the_claim_check_compares_it_over_hyphenation_ligatures_and_quote_marks() -> None:
+    # The claim check verifies "Werktage" in "Werk-\ntage" and "„Urlaub“" in "»Urlaub«"; the UI marks it too.
+    passage = "Vorher. Der Urlaub beträgt 24 Werk-\ntage. Er heißt »Erholungs\ufb01rst«. Danach."
+    shown = quote_highlighted(passage, ["Der Urlaub beträgt 24 Werktage.", "er heißt „Erholungsfirst“."])
+    assert shown == (
+        "> Vorher\\. **Der Urlaub beträgt 24 Werk\\-**  \n> **tage\\.** **Er heißt "
+        + escape_markdown("»Erholungs\ufb01rst«.") + "** Danach\\.  "
+    )
+
+
 def test_bold_runs_to_the_next_space_so_it_opens_and_closes_next_to_punctuation() -> None:
     # CommonMark ignores "**" between a letter and punctuation ("Werktage.**Danach").
     passage = "Vorher. Der Urlaub beträgt 24 Werktage.Danach mehr."

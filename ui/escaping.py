@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import re
 import string
+import unicodedata
+
+from rag.claims import QUOTE_CHARS, normalise_quote
 
 _PUNCTUATION = re.compile("([" + re.escape(string.punctuation) + "])")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
@@ -78,13 +81,37 @@ def _whole_words(text: str, span: tuple[int, int]) -> tuple[int, int]:
 
 
 def _find(text: str, highlight: str) -> tuple[int, int] | None:
-    """Where ``highlight`` stands in ``text``, any run of whitespace matching any other (quotes are one
-    line, the passage may wrap them); a quote cut with "…" is found by the part before it."""
-    words = _CUT.sub("", highlight).split()
-    if not words:
+    """Where ``highlight`` stands in ``text``, compared as the claim check compares quotes
+    (:func:`~rag.claims.normalise_quote`: any whitespace, words hyphenated over a line, ligatures,
+    quotation marks and case); a quote cut with "…" is found by the part before it."""
+    wanted = normalise_quote(_CUT.sub("", highlight))
+    if not wanted:
         return None
-    match = re.search(r"\s+".join(map(re.escape, words)), text)
-    return (match.start(), match.end()) if match else None
+    folded, origin = _normalised(text)
+    at = folded.find(wanted)
+    return (origin[at], origin[at + len(wanted) - 1] + 1) if at >= 0 else None
+
+
+_LINE_HYPHEN = re.compile(r"(?<=\w)-\s*\n\s*(?=\w)")
+
+
+def _normalised(text: str) -> tuple[str, list[int]]:
+    """``text`` in :func:`~rag.claims.normalise_quote`'s form, with the index in ``text`` of each of its
+    characters (a ligature or "ß" becomes two characters of one origin)."""
+    joined = {i for m in _LINE_HYPHEN.finditer(text) for i in range(m.start(), m.end())}
+    chars: list[str] = []
+    origin: list[int] = []
+    for i, char in enumerate(text):
+        if i in joined or char == "\u00ad":
+            continue
+        for part in unicodedata.normalize("NFKC", char).translate(QUOTE_CHARS).casefold():
+            if part.isspace():
+                if not chars or chars[-1] == " ":
+                    continue
+                part = " "
+            chars.append(part)
+            origin.append(i)
+    return "".join(chars), origin
 
 
 def _bold(part: str) -> str:
