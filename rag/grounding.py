@@ -41,11 +41,11 @@ from rag.language import Language, detect_language
 from rag.numbers import known_readings, numbers_in
 from rag.text import keyword_terms
 
-# A markdown link "[text](address)": the address may hold balanced parentheses or be "<...>", and a
-# title ("...", '...' or (...)) may follow it, as CommonMark allows.
+# A markdown link "[text](address)": the address may hold balanced parentheses, and a title ("...",
+# '...' or (...)) may follow it, as CommonMark allows. A title is prose the user reads, so it stays.
 _LINK = re.compile(
-    r"\[([^\[\]\n]*)\]\(\s*(?:<[^<>\n]*>|(?:[^()\s]|\([^()\s]*\))*)"
-    r"(?:\s+(?:\"[^\"\n]*\"|'[^'\n]*'|\([^()\n]*\)))?\s*\)"
+    r"\[([^\[\]\n]*)\]\(\s*+(?:[^()\s]|\([^()\s]*\))*"
+    r"(?:\s+(?:\"([^\"\n]*)\"|'([^'\n]*)'|\(([^()\n]*)\)))?\s*\)"
 )
 _YES = re.compile(r"^\W*(?:ja|yes|doch(?=\s*[,.!]))\b", re.IGNORECASE)
 _NO = re.compile(r"^\W*(?:nein|no)\b", re.IGNORECASE)
@@ -94,10 +94,16 @@ class Grounding:
 
 
 def _sentences(answer: str, language: Language) -> list[str]:
-    # A link states its text, not its address (whose digits and words are in no source), and "[3](url)"
-    # nothing; before symbols are spelled out, or a "%20" in an address would break the link apart.
-    unlinked = _LINK.sub(lambda m: "" if re.fullmatch(r"\s*\d{1,3}\s*", m.group(1)) else m.group(1), answer)
+    # A link states its text and title, not its address (whose digits and words are in no source), and
+    # "[3](url)" nothing; before symbols are spelled out, or a "%20" in an address would break the link.
+    unlinked = _LINK.sub(_link_text, answer)
     return split_sentences(_ABBREVIATION.sub(" ", MARKER.sub("", _symbols_spelled(unlinked, language))))
+
+
+def _link_text(link: re.Match[str]) -> str:
+    text = "" if re.fullmatch(r"\s*\d{1,3}\s*", link.group(1)) else link.group(1)
+    title = link.group(2) or link.group(3) or link.group(4) or ""
+    return f"{text} {title}" if text and title else text or title
 
 
 def _symbols_spelled(text: str, language: Language) -> str:
