@@ -70,24 +70,32 @@ _MIN_PART = 5
 _MIN_HEAD = 3
 _FORMS: tuple[Language, ...] = ("de", "en")
 
-# Words that shape a question but name nothing an answer must contain ("Wie lange darf man ...?", "Wie
-# lautet der Name ...?", "Worum ging es ...?"): question words, auxiliaries and pronouns the stop list
-# lacks, and the words that ask for a name or a kind. In a small index they are rare, so IDF alone
-# would weigh them like content words.
+# Words that shape a question but name nothing an answer must contain ("Wie lange darf man ...?").
+# In a small index they are rare, so IDF alone would weigh them like content words.
 _QUESTION_WORDS = """
     wann warum weshalb wieso weswegen wozu womit wofür woran worauf woraus wovon welch welchen welchem
     wem wen wessen lang lange hoch groß oft viel viele wieviele darf dürfen müssen muß soll sollen kann könnte man
     gibt geben gilt gelten heißt bitte genau eigentlich ungefähr bekomme bekommt steht stehen zusteht zustehen
     mir mich mein meine meinem meinen meiner
-    worum worin wogegen wodurch wobei woher wohin wonach worüber worunter wovor
-    wurde wurden worden gewesen wäre wären hatten habe haben hätte hätten bist
-    ihm ihn ihnen ihrem ihren ihrer ihres seinem seinen seiner seines
-    lautet lauten name namen nennt nennen genannt bezeichnung bezeichnet begriff
     how many much long high often does did can could may might must should would please exactly get gets
-    me my mine we us our name named called type
+    me my mine we us our
 """.split()
 QUESTION_TERMS = frozenset(
     t for form in _FORMS for t in keyword_terms(" ".join(_QUESTION_WORDS), language=form)
+)
+# More such words, matched as written rather than by stem, since their stems are content words in the
+# other language ("wären" -> "war", "worden" -> "word", "called" -> "call"): the "wo-" question words,
+# auxiliaries and pronouns the stop list lacks, and the words that ask for a name ("Wie lautet der Name
+# ...?", "Worum ging es ...?"), which a passage holding the answer seldom says.
+QUESTION_FORMS = frozenset(
+    """
+    worum worin wogegen wodurch wobei woher wohin wonach worüber worunter wovor
+    wurde wurden worden gewesen wäre wären hatten habe haben hätte hätten bist
+    ihm ihn ihnen ihrem ihren ihrer ihres seinem seinen seiner seines
+    lautet lauten lautete lauteten name namen namens nennt nennen nannte nannten genannt
+    bezeichnung bezeichnet bezeichnete begriff begriffe begriffs
+    named called
+    """.split()
 )
 
 
@@ -118,7 +126,7 @@ def _head_occurs(rest: str, passage_terms: set[str]) -> bool:
 
 def question_terms(question: str, form: Language) -> set[str]:
     """The question's content terms in ``form``'s stemming: stop words and question words left out."""
-    return set(keyword_terms(question, language=form, drop_stop_words=True)) - QUESTION_TERMS
+    return set(keyword_terms(question, language=form, drop_stop_words=True, drop_words=QUESTION_FORMS)) - QUESTION_TERMS
 
 
 def passage_terms(text: str, form: Language) -> set[str]:

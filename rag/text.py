@@ -50,11 +50,16 @@ def _fold(term: str) -> str:
     return term
 
 
-def keyword_terms(text: str, *, language: Language = "de", drop_stop_words: bool = False) -> list[str]:
-    """Split ``text`` into normalised keyword terms, stemmed for ``language``."""
+def keyword_terms(
+    text: str, *, language: Language = "de", drop_stop_words: bool = False, drop_words: Collection[str] = ()
+) -> list[str]:
+    """Split ``text`` into normalised keyword terms, stemmed for ``language``; ``drop_words`` (lower-case
+    words, as written) are left out before stemming, like the stop words."""
     words = _WORD.findall(unicodedata.normalize("NFC", text).lower())
     if drop_stop_words:
         words = [w for w in words if w not in STOP_WORDS]
+    if drop_words:
+        words = [w for w in words if w not in drop_words]
     stems = _stemmer(language).stemWords(words)
     return [_fold(s) for s in stems if s]
 
