@@ -32,6 +32,8 @@ _MOVE_MARGIN = 0.2
 _INLINE_QUOTE = re.compile(r"[„\"“»]([^„\"“”»«]{12,400})[“”\"«]")
 QUOTE_CHARS = str.maketrans({c: '"' for c in "„“”«»‚‘’'"})
 """Every kind of quotation mark, mapped to one (how quotes are compared)."""
+LINE_HYPHEN = re.compile(r"(?<=\w)-[^\S\n]*\n\s*(?=\w)")
+"""A word hyphenated across a line ("Werk-\\ntage"): removed, the word is whole again."""
 _MAX_QUOTE_CHARS = 240
 _MIN_CLAIM_TERMS = 3
 
@@ -53,7 +55,7 @@ def normalise_quote(text: str) -> str:
     """The form quotes are compared in: NFKC, one kind of quotation mark, words hyphenated across a
     line joined, soft hyphens gone, whitespace collapsed, case folded."""
     text = unicodedata.normalize("NFKC", text).replace("\u00ad", "")
-    text = re.sub(r"(\w)-\s*\n\s*(\w)", r"\1\2", text)
+    text = LINE_HYPHEN.sub("", text)
     return " ".join(text.translate(QUOTE_CHARS).split()).casefold()
 
 

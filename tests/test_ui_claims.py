@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,9 +13,10 @@ from ui_support import APP, build_index, configured_app
 
 import ui.runtime
 from rag.chat import ScriptedChatModel
+from rag.claims import normalise_quote
 from rag.config import Settings
 from rag.service import Assistant
-from ui.escaping import escape_inline, escape_markdown, quote_highlighted
+from ui.escaping import _normalised, escape_inline, escape_markdown, quote_highlighted
 
 SUPPORTED = "Der Urlaub beträgt jährlich mindestens 24 Werktage"
 INVENTED = "Zusätzlich gibt es zehn Tage Bildungsurlaub für alle Beschäftigten"
@@ -69,6 +71,16 @@ def test_a_quote_is_found_as_the_claim_check_compares_it_over_hyphenation_ligatu
         "> Vorher\\. **Der Urlaub beträgt 24 Werk\\-**  \n> **tage\\.** **Er heißt "
         + escape_markdown("»Erholungs\ufb01rst«.") + "** Danach\\.  "
     )
+
+
+def test_the_highlighter_normalises_a_passage_exactly_as_the_claim_check_does() -> None:
+    # Whatever the claim check verifies, the highlighter can find: the same normal form, character by character.
+    rng = random.Random(0)
+    alphabet = list("abcÄßﬁ- \n\t\u00ad\u0308\u0301„“»«'Ａ1.")
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        assert _normalised(text)[0].strip() == normalise_quote(text), repr(text)
+    assert quote_highlighted("Es gilt A-\nB-\nC heute.", ["ABC heute"]).count("**") == 6
 
 
 def test_bold_runs_to_the_next_space_so_it_opens_and_closes_next_to_punctuation() -> None:

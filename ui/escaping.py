@@ -11,7 +11,7 @@ import re
 import string
 import unicodedata
 
-from rag.claims import QUOTE_CHARS, normalise_quote
+from rag.claims import LINE_HYPHEN, QUOTE_CHARS, normalise_quote
 
 _PUNCTUATION = re.compile("([" + re.escape(string.punctuation) + "])")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
@@ -92,26 +92,36 @@ def _find(text: str, highlight: str) -> tuple[int, int] | None:
     return (origin[at], origin[at + len(wanted) - 1] + 1) if at >= 0 else None
 
 
-_LINE_HYPHEN = re.compile(r"(?<=\w)-\s*\n\s*(?=\w)")
-
-
 def _normalised(text: str) -> tuple[str, list[int]]:
     """``text`` in :func:`~rag.claims.normalise_quote`'s form, with the index in ``text`` of each of its
-    characters (a ligature or "ß" becomes two characters of one origin)."""
-    joined = {i for m in _LINE_HYPHEN.finditer(text) for i in range(m.start(), m.end())}
+    characters (a ligature or "ß" becomes two characters of one origin), step by step as it does."""
+    # NFKC, a letter with its combining marks at a time (so they compose), soft hyphens dropped.
     chars: list[str] = []
     origin: list[int] = []
-    for i, char in enumerate(text):
-        if i in joined or char == "\u00ad":
-            continue
-        for part in unicodedata.normalize("NFKC", char).translate(QUOTE_CHARS).casefold():
-            if part.isspace():
-                if not chars or chars[-1] == " ":
-                    continue
-                part = " "
+    i = 0
+    while i < len(text):
+        j = i + 1
+        while j < len(text) and unicodedata.combining(text[j]):
+            j += 1
+        for part in unicodedata.normalize("NFKC", text[i:j]).replace("\u00ad", ""):
             chars.append(part)
             origin.append(i)
-    return "".join(chars), origin
+        i = j
+    nfkc = "".join(chars)
+    joined = {k for m in LINE_HYPHEN.finditer(nfkc) for k in range(m.start(), m.end())}
+    folded: list[str] = []
+    folded_origin: list[int] = []
+    for k, char in enumerate(nfkc):
+        if k in joined:
+            continue
+        for part in char.translate(QUOTE_CHARS).casefold():
+            if part.isspace():
+                if not folded or folded[-1] == " ":
+                    continue
+                part = " "
+            folded.append(part)
+            folded_origin.append(origin[k])
+    return "".join(folded), folded_origin
 
 
 def _bold(part: str) -> str:
