@@ -234,7 +234,7 @@ def bare_call(bare: BareLlama, messages: OpenAIMessages, settings: Settings, *, 
     t0 = time.perf_counter()
     first: float | None = None
     pieces = 0
-    # The same seed as the assistant's own calls, so both sides sample the same tokens.
+    # The configured seed, as the assistant's own calls get it (with none set, llama.cpp's default here).
     completion = bare.create_chat_completion(
         messages, stream=True, temperature=settings.llm.temperature, max_tokens=settings.llm.max_tokens,
         seed=settings.llm.seed,

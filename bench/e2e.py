@@ -96,7 +96,7 @@ def main() -> int:
             completion: Any = bare.create_chat_completion(
                 payload,  # type: ignore[arg-type]
                 stream=True, temperature=settings.llm.temperature, max_tokens=settings.llm.max_tokens,
-                # The assistant's seed, so both sides sample the same tokens.
+                # The configured seed, as the assistant gets it (with none set, llama.cpp's default here).
                 seed=settings.llm.seed,
             )
             for part in completion:
