@@ -85,8 +85,9 @@ QUESTION_TERMS = frozenset(
 )
 # More such words, matched as written rather than by stem, since their stems are content words in the
 # other language ("wären" -> "war", "worden" -> "word", "called" -> "call"): the "wo-" question words,
-# auxiliaries and pronouns the stop list lacks, and the words that ask for a name ("Wie lautet der Name
-# ...?", "Worum ging es ...?"), which a passage holding the answer seldom says.
+# auxiliaries and pronouns the stop list lacks, the words that ask for a name ("Wie lautet der Name
+# ...?") and those that ask what a text is about ("Worum geht es im Hinweisblatt?", "Was regelt ...?"),
+# which a passage holding the answer seldom says.
 QUESTION_FORMS = frozenset(
     """
     worum worin wogegen wodurch wobei woher wohin wonach worüber worunter wovor
@@ -94,6 +95,7 @@ QUESTION_FORMS = frozenset(
     ihm ihn ihnen ihrem ihren ihrer ihres seinem seinen seiner seines
     lautet lauten lautete lauteten name namen namens nennt nennen nannte nannten genannt
     bezeichnung bezeichnet bezeichnete begriff begriffe begriffs
+    geht ging gehen handelt handelte behandelt behandeln regelt regeln geregelt
     named called
     """.split()
 )

@@ -92,6 +92,8 @@ def test_words_that_ask_for_a_name_or_frame_the_question_name_nothing_an_answer_
     assert question_terms("Wie lautet der Name des Hundes, der ihnen gehörte?", "de") == {"hund", "gehort"}
     assert question_terms("Worum wurde in den Gerichtsverfahren gestritten?", "de") == {"gerichtsverfahr", "gestritt"}
     assert question_terms("What was the dog named, and what was it called?", "en") == {"dog"}
+    assert question_terms("Worum geht es im Hinweisblatt zur Verbraucherinsolvenz?", "de") == {
+        "hinweisblatt", "verbraucherinsolvenz"}
     # They are matched as written: content words of either language that share their stems stay.
     assert question_terms("How many calls and words did the hotline receive?", "en") >= {"call", "word"}
     assert "word" in question_terms("Wie speichere ich ein Word-Dokument?", "de")
