@@ -149,10 +149,22 @@ def _best_quote(claim_terms: set[str], source: str) -> tuple[str | None, float]:
     return best, best_support
 
 
+def find_quote(wanted: str, text: str) -> int:
+    """Where ``wanted`` stands in ``text`` (both :func:`normalise_quote`-d) as whole words, or -1: "zulässig
+    ohne Zustimmung" is not found in "unzulässig ohne Zustimmung", which says the opposite."""
+    if not wanted:
+        return -1
+    # Only a quote's word edges must meet a word's: "… Werktage." may stand before "Danach" in "Werktage.Danach".
+    before = r"(?<!\w)" if re.match(r"\w", wanted[0]) else ""
+    after = r"(?!\w)" if re.match(r"\w", wanted[-1]) else ""
+    match = re.search(before + re.escape(wanted) + after, text)
+    return match.start() if match else -1
+
+
 def _context(quote: str, source: str) -> str | None:
     """The sentences of ``source`` the quote stands in, with the quote; None when it is not there verbatim."""
     wanted = normalise_quote(quote)
-    if wanted not in normalise_quote(source):
+    if find_quote(wanted, normalise_quote(source)) < 0:
         return None
     around = []
     for sentence in split_sentences(source):

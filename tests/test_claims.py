@@ -38,6 +38,15 @@ def test_a_fabricated_inline_quote_is_never_verified() -> None:
     assert claim.quote == "Der Urlaub beträgt 30 Werktage im Jahr" and not claim.verified
 
 
+def test_an_inline_quote_cut_from_inside_a_word_is_not_verified() -> None:
+    # "zulässig ohne Zustimmung" stands in "unzulässig ohne Zustimmung", which says the opposite.
+    source = "Die Kündigung ist unzulässig ohne Zustimmung des Betriebsrats."
+    [claim] = extract_claims("Es heißt: „zulässig ohne Zustimmung des Betriebsrats“ [1].", [source])
+    assert not claim.verified
+    [claim] = extract_claims("Es heißt: „unzulässig ohne Zustimmung des Betriebsrats“ [1].", [source])
+    assert claim.verified
+
+
 def test_an_inline_quote_is_found_across_hyphenation_whitespace_and_quote_styles() -> None:
     source = 'Der Urlaub be-\ntr\u00e4gt  j\u00e4hrlich mindestens\n24 Werktage.'
     [claim] = extract_claims("Es heißt: »Der Urlaub beträgt jährlich mindestens 24 Werktage« [1].", [source])

@@ -81,6 +81,8 @@ def test_the_highlighter_normalises_a_passage_exactly_as_the_claim_check_does() 
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
         assert _normalised(text)[0].strip() == normalise_quote(text), repr(text)
     assert quote_highlighted("Es gilt A-\nB-\nC heute.", ["ABC heute"]).count("**") == 6
+    assert "**" not in quote_highlighted("Die Kündigung ist unzulässig ohne Zustimmung.", ["zulässig ohne Zustimmung."])
+    assert _normalised("\u1100\u1161\u11a8")[0] == normalise_quote("\u1100\u1161\u11a8")  # jamo compose
 
 
 def test_bold_runs_to_the_next_space_so_it_opens_and_closes_next_to_punctuation() -> None:

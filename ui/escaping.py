@@ -11,7 +11,7 @@ import re
 import string
 import unicodedata
 
-from rag.claims import LINE_HYPHEN, QUOTE_CHARS, normalise_quote
+from rag.claims import LINE_HYPHEN, QUOTE_CHARS, find_quote, normalise_quote
 
 _PUNCTUATION = re.compile("([" + re.escape(string.punctuation) + "])")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
@@ -88,7 +88,7 @@ def _find(text: str, highlight: str) -> tuple[int, int] | None:
     if not wanted:
         return None
     folded, origin = _normalised(text)
-    at = folded.find(wanted)
+    at = find_quote(wanted, folded)
     return (origin[at], origin[at + len(wanted) - 1] + 1) if at >= 0 else None
 
 
@@ -101,7 +101,11 @@ def _normalised(text: str) -> tuple[str, list[int]]:
     i = 0
     while i < len(text):
         j = i + 1
-        while j < len(text) and unicodedata.combining(text[j]):
+        # Combining marks, and whatever else composes with what came before (Hangul jamo).
+        while j < len(text) and (
+            unicodedata.combining(text[j])
+            or len(unicodedata.normalize("NFC", text[i : j + 1])) <= len(unicodedata.normalize("NFC", text[i:j]))
+        ):
             j += 1
         for part in unicodedata.normalize("NFKC", text[i:j]).replace("\u00ad", ""):
             chars.append(part)
