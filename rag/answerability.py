@@ -84,18 +84,24 @@ QUESTION_TERMS = frozenset(
     t for form in _FORMS for t in keyword_terms(" ".join(_QUESTION_WORDS), language=form)
 )
 # More such words, matched as written rather than by stem, since their stems are content words in the
-# other language ("wären" -> "war", "worden" -> "word", "called" -> "call"): the "wo-" question words,
-# auxiliaries and pronouns the stop list lacks, the words that ask for a name ("Wie lautet der Name
-# ...?") and those that ask what a text is about ("Worum geht es im Hinweisblatt?", "Was regelt ...?"),
-# which a passage holding the answer seldom says.
+# other language ("wären" -> "war", "worden" -> "word"): the "wo-" question words, and auxiliaries and
+# pronouns the stop list lacks. They say nothing in an answer either.
 QUESTION_FORMS = frozenset(
     """
-    worum worin wogegen wodurch wobei woher wohin wonach worüber worunter wovor
-    wurde wurden worden gewesen wäre wären hatten habe haben hätte hätten bist
+    worum worin wogegen wodurch wobei woher wohin wonach worüber worunter wovor worueber
+    wurde wurden worden gewesen wäre wären hatten habe haben hätte hätten bist waere waeren haette haetten
     ihm ihn ihnen ihrem ihren ihrer ihres seinem seinen seiner seines
+    """.split()
+)
+# Words that ask for a name or what a text is about ("Wie lautet der Name ...?", "Worum geht es im
+# Hinweisblatt?", "Was regelt ...?"), which a passage holding the answer seldom says. Left out only of
+# the check's coverage: in an answer they are words to find ("Im Antrag muss der Name stehen"), and a
+# source line "Name des Arbeitgebers: ..." should still be the excerpt for "Wie lautet der Name ...".
+FRAME_FORMS = frozenset(
+    """
     lautet lauten lautete lauteten name namen namens nennt nennen nannte nannten genannt
     bezeichnung bezeichnet bezeichnete begriff begriffe begriffs
-    geht ging gehen handelt handelte behandelt behandeln regelt regeln geregelt
+    geht ging gehen handelt handelte behandelt regelt geregelt
     named called
     """.split()
 )
@@ -126,9 +132,11 @@ def _head_occurs(rest: str, passage_terms: set[str]) -> bool:
     return any(len(h) >= _MIN_HEAD and any(p.endswith(h) for p in passage_terms) for h in heads)
 
 
-def question_terms(question: str, form: Language) -> set[str]:
-    """The question's content terms in ``form``'s stemming: stop words and question words left out."""
-    return set(keyword_terms(question, language=form, drop_stop_words=True, drop_words=QUESTION_FORMS)) - QUESTION_TERMS
+def question_terms(question: str, form: Language, *, frame: bool = True) -> set[str]:
+    """The question's content terms in ``form``'s stemming: stop words and question words left out, and
+    unless ``frame`` is False the words that frame a question (:data:`FRAME_FORMS`)."""
+    dropped = QUESTION_FORMS | FRAME_FORMS if frame else QUESTION_FORMS
+    return set(keyword_terms(question, language=form, drop_stop_words=True, drop_words=dropped)) - QUESTION_TERMS
 
 
 def passage_terms(text: str, form: Language) -> set[str]:

@@ -116,7 +116,7 @@ def _added_words(sentence: str, asked: set[str], language: Language, numbers: se
     """Content terms of ``sentence`` that ``asked`` lacks; ``numbers`` (spelled ones, stemmed) are
     checked as numbers instead."""
     return sorted(
-        t for t in set(question_terms(sentence, language))
+        t for t in set(question_terms(sentence, language, frame=False))
         if match_term(t, asked) < 1 and not any(c.isdigit() for c in t)
         and t not in _FILLER and t not in _YES_NO and t not in numbers
     )
@@ -127,7 +127,7 @@ def _picks(answer: str, question: str, known: set[str], language: Language) -> b
     answer_terms = passage_terms(answer, language)
     for pair in _ALTERNATIVES.findall(question):
         for alternative in pair:
-            terms = question_terms(alternative, language)
+            terms = question_terms(alternative, language, frame=False)
             if terms and all(match_term(t, answer_terms) >= 1 and match_term(t, known) >= 1 for t in terms):
                 return True
     return False

@@ -53,6 +53,14 @@ def test_a_link_in_the_answer_adds_its_text_but_not_its_address_or_number() -> N
     assert not _grounded(asked, answer + "[3](<zusätzlich 30 Tage Sonderurlaub ab 2031>).")
 
 
+def test_words_that_only_frame_a_question_are_still_words_an_answer_must_find() -> None:
+    # "Name" and "Bezeichnung" frame a question, but in an answer they are claims about the source.
+    sources = ["Im Antrag ist die Personalnummer anzugeben."]
+    grounding = assess_grounding("Was muss im Antrag stehen?", "Im Antrag müssen Name, Bezeichnung und "
+                                 "Personalnummer stehen [1].", sources, "de", min_found=0.5)
+    assert grounding is not None and not grounding.grounded
+
+
 def test_an_answer_that_only_restates_the_question_is_not_grounded() -> None:
     grounding = assess_grounding("Welche Schrift Luthers wurde später entdeckt?",
                                  "Luthers Schrift wurde später entdeckt [1].", SOURCES, "de", min_found=0.5)
