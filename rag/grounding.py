@@ -44,9 +44,14 @@ from rag.text import keyword_terms
 # A markdown link "[text](address)": the address may hold balanced parentheses, and a title ("...",
 # '...' or (...)) may follow it, as CommonMark allows. A title is prose the user reads, so it stays.
 _LINK = re.compile(
-    r"\[([^\[\]\n]*)\]\(\s*+(?:[^()\s]|\([^()\s]*\))*"
+    r"\[([^\[\]\n]*)\]\(\s*+((?:[^()\s]|\([^()\s]*\))*)"
     r"(?:\s+(?:\"([^\"\n]*)\"|'([^'\n]*)'|\(([^()\n]*)\)))?\s*\)"
 )
+# What a link's address must look like to be one (a scheme, a path or an anchor); anything else in the
+# parentheses is prose the user reads ("[3](zusätzlich-30-Tage)").
+_ADDRESS = re.compile(r"(?:[a-z][a-z0-9+.-]*:|/|#|\.{1,2}/|www\.)", re.IGNORECASE)
+# Where a citation marker stands: before punctuation, another bracket or the end of a line.
+_AT_MARKER = re.compile(r"[^\S\n]*(?:[.,;:!?\[]|$)", re.MULTILINE)
 _YES = re.compile(r"^\W*(?:ja|yes|doch(?=\s*[,.!]))\b", re.IGNORECASE)
 _NO = re.compile(r"^\W*(?:nein|no)\b", re.IGNORECASE)
 _YES_NO = frozenset({"ja", "nein", "doch", "yes", "no"})
@@ -101,9 +106,14 @@ def _sentences(answer: str, language: Language) -> list[str]:
 
 
 def _link_text(link: re.Match[str]) -> str:
-    text = "" if re.fullmatch(r"\s*\d{1,3}\s*", link.group(1)) else link.group(1)
-    title = link.group(2) or link.group(3) or link.group(4) or ""
-    return f"{text} {title}" if text and title else text or title
+    """What the user reads of a link: its text (nothing for "[3](url)" where a citation would stand),
+    an address that is no address, and its title."""
+    text = link.group(1)
+    if re.fullmatch(r"\s*\d{1,3}\s*", text) and _AT_MARKER.match(link.string, link.end()):
+        text = ""
+    address = "" if _ADDRESS.match(link.group(2)) else link.group(2)
+    title = link.group(3) or link.group(4) or link.group(5) or ""
+    return " ".join(part for part in (text, address, title) if part)
 
 
 def _symbols_spelled(text: str, language: Language) -> str:
