@@ -149,16 +149,22 @@ def _best_quote(claim_terms: set[str], source: str) -> tuple[str | None, float]:
     return best, best_support
 
 
-def find_quote(wanted: str, text: str) -> int:
+def find_quote(wanted: str, text: str, *, cut: bool = False) -> int:
     """Where ``wanted`` stands in ``text`` (both :func:`normalise_quote`-d) as whole words, or -1: "zulässig
-    ohne Zustimmung" is not found in "unzulässig ohne Zustimmung", which says the opposite."""
+    ohne Zustimmung" is not found in "unzulässig ohne Zustimmung", which says the opposite. A quote
+    ``cut`` short ("…") may end inside a word."""
     if not wanted:
         return -1
-    # Only a quote's word edges must meet a word's: "… Werktage." may stand before "Danach" in "Werktage.Danach".
-    before = r"(?<!\w)" if re.match(r"\w", wanted[0]) else ""
-    after = r"(?!\w)" if re.match(r"\w", wanted[-1]) else ""
-    match = re.search(before + re.escape(wanted) + after, text)
+    # Only a letter must not continue a letter, nor a digit a number: "Zustimmung¹" (a footnote),
+    # "24Werktage" and "Werktage.Danach" still hold their quotes, "1" is not found in "1.000".
+    before = {"letter": r"(?<![^\W\d_])", "digit": r"(?<![\d.,])"}.get(_kind(wanted[0]), "")
+    after = {"letter": r"(?![^\W\d_])", "digit": r"(?!\d|[.,]\d)"}.get(_kind(wanted[-1]), "")
+    match = re.search(before + re.escape(wanted) + ("" if cut else after), text)
     return match.start() if match else -1
+
+
+def _kind(char: str) -> str:
+    return "digit" if char.isdigit() else "letter" if char.isalpha() else "other"
 
 
 def _context(quote: str, source: str) -> str | None:
@@ -169,7 +175,7 @@ def _context(quote: str, source: str) -> str | None:
     around = []
     for sentence in split_sentences(source):
         normalised = normalise_quote(sentence)
-        if wanted in normalised or normalised in wanted:
+        if find_quote(wanted, normalised) >= 0 or normalised in wanted:
             around.append(sentence)
     return " ".join([quote, *around])
 

@@ -45,6 +45,10 @@ def test_an_inline_quote_cut_from_inside_a_word_is_not_verified() -> None:
     assert not claim.verified
     [claim] = extract_claims("Es heißt: „unzulässig ohne Zustimmung des Betriebsrats“ [1].", [source])
     assert claim.verified
+    # A footnote mark or a unit glued to a number does not continue the quote's word.
+    footnoted = source.replace("Zustimmung", "Zustimmung¹")
+    [claim] = extract_claims("Es heißt: „unzulässig ohne Zustimmung“ [1].", [footnoted])
+    assert claim.verified
 
 
 def test_an_inline_quote_is_found_across_hyphenation_whitespace_and_quote_styles() -> None:

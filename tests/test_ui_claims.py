@@ -82,6 +82,10 @@ def test_the_highlighter_normalises_a_passage_exactly_as_the_claim_check_does() 
         assert _normalised(text)[0].strip() == normalise_quote(text), repr(text)
     assert quote_highlighted("Es gilt A-\nB-\nC heute.", ["ABC heute"]).count("**") == 6
     assert "**" not in quote_highlighted("Die Kündigung ist unzulässig ohne Zustimmung.", ["zulässig ohne Zustimmung."])
+    # A picked quote reads the passage's line breaks as spaces: "Werk- tage" is found as written.
+    assert quote_highlighted("Es sind 24 Werk-\ntage im Jahr.", ["24 Werk- tage im Jahr."]).count("**") == 4
+    # A quote cut inside a word ("…") is found by its beginning.
+    assert quote_highlighted("Urlaubsanspruchsberechnung gilt.", ["Urlaubsanspruchs …"]).count("**") == 2
     assert _normalised("\u1100\u1161\u11a8")[0] == normalise_quote("\u1100\u1161\u11a8")  # jamo compose
 
 

@@ -84,12 +84,21 @@ def _find(text: str, highlight: str) -> tuple[int, int] | None:
     """Where ``highlight`` stands in ``text``, compared as the claim check compares quotes
     (:func:`~rag.claims.normalise_quote`: any whitespace, words hyphenated over a line, ligatures,
     quotation marks and case); a quote cut with "…" is found by the part before it."""
+    cut = bool(_CUT.search(highlight))
     wanted = normalise_quote(_CUT.sub("", highlight))
     if not wanted:
         return None
     folded, origin = _normalised(text)
-    at = find_quote(wanted, folded)
-    return (origin[at], origin[at + len(wanted) - 1] + 1) if at >= 0 else None
+    at = find_quote(wanted, folded, cut=cut)
+    if at >= 0:
+        return origin[at], origin[at + len(wanted) - 1] + 1
+    # A quote picked from the passage reads its line breaks as spaces ("Werk- tage"), where the normal
+    # form joins the word: it stands in the passage as written, any whitespace for any other.
+    words = _CUT.sub("", highlight).split()
+    before = r"(?<![^\W\d_])" if words[0][0].isalpha() else ""
+    after = r"(?![^\W\d_])" if words[-1][-1].isalpha() and not cut else ""
+    match = re.search(before + r"\s+".join(map(re.escape, words)) + after, text)
+    return (match.start(), match.end()) if match else None
 
 
 def _normalised(text: str) -> tuple[str, list[int]]:
