@@ -91,17 +91,19 @@ QUESTION_FORMS = frozenset(
     worum worin wogegen wodurch wobei woher wohin wonach worüber worunter wovor worueber
     wurde wurden worden gewesen wäre wären hatten habe haben hätte hätten bist waere waeren haette haetten
     ihm ihn ihnen ihrem ihren ihrer ihres seinem seinen seiner seines
+    geht ging gehen handelt handelte behandelt regelt geregelt
     """.split()
 )
-# Words that ask for a name or what a text is about ("Wie lautet der Name ...?", "Worum geht es im
-# Hinweisblatt?", "Was regelt ...?"), which a passage holding the answer seldom says. Left out only of
-# the check's coverage: in an answer they are words to find ("Im Antrag muss der Name stehen"), and a
-# source line "Name des Arbeitgebers: ..." should still be the excerpt for "Wie lautet der Name ...".
+"""Also the verbs that ask what a text is about ("Worum geht es im Hinweisblatt?", "Was regelt ...?"):
+an answer's "Es geht um ..." claims nothing by them either."""
+# Words that ask for a name ("Wie lautet der Name ...?"), which a passage holding the answer seldom
+# says. Left out only of the check's coverage: in an answer they are words to find ("Im Antrag muss der
+# Name stehen"), and a source line "Name des Arbeitgebers: ..." should still be the excerpt for "Wie
+# lautet der Name des Arbeitgebers?".
 FRAME_FORMS = frozenset(
     """
     lautet lauten lautete lauteten name namen namens nennt nennen nannte nannten genannt
     bezeichnung bezeichnet bezeichnete begriff begriffe begriffs
-    geht ging gehen handelt handelte behandelt regelt geregelt
     named called
     """.split()
 )
@@ -132,9 +134,9 @@ def _head_occurs(rest: str, passage_terms: set[str]) -> bool:
     return any(len(h) >= _MIN_HEAD and any(p.endswith(h) for p in passage_terms) for h in heads)
 
 
-def question_terms(question: str, form: Language, *, frame: bool = True) -> set[str]:
+def question_terms(question: str, form: Language, *, frame: bool = False) -> set[str]:
     """The question's content terms in ``form``'s stemming: stop words and question words left out, and
-    unless ``frame`` is False the words that frame a question (:data:`FRAME_FORMS`)."""
+    with ``frame`` the words that ask for a name (:data:`FRAME_FORMS`), as the check reads a question."""
     dropped = QUESTION_FORMS | FRAME_FORMS if frame else QUESTION_FORMS
     return set(keyword_terms(question, language=form, drop_stop_words=True, drop_words=dropped)) - QUESTION_TERMS
 
@@ -173,7 +175,7 @@ class AnswerabilityCheck:
             return Evidence(strength, 0.0, True, strength, self.settings.min_evidence_cross_lingual)
         forms: list[tuple[Language, set[str], dict[str, float]]] = []
         for form in _FORMS:
-            terms = question_terms(question, form)
+            terms = question_terms(question, form, frame=True)
             if terms:
                 counts, chunks = self._frequencies.term_frequencies(terms)
                 forms.append((form, terms, {t: idf(counts.get(t, 0), chunks) for t in terms}))

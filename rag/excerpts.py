@@ -36,7 +36,7 @@ def excerpt(question: str, text: str, max_chars: int) -> str:
     sentences = split_sentences(text)
     if len(sentences) <= 1:
         return text
-    terms = question_terms(question, "de", frame=False) | question_terms(question, "en", frame=False)
+    terms = question_terms(question, "de") | question_terms(question, "en")
     weights = dict.fromkeys(terms, 1.0)
 
     def relevance(sentence: str) -> float:

@@ -47,11 +47,11 @@ _LINK = re.compile(
     r"\[([^\[\]\n]*)\]\(\s*+((?:[^()\s]|\([^()\s]*\))*)"
     r"(?:\s+(?:\"([^\"\n]*)\"|'([^'\n]*)'|\(([^()\n]*)\)))?\s*\)"
 )
-# What a link's address must look like to be one (a scheme, a path or an anchor); anything else in the
-# parentheses is prose the user reads ("[3](zusätzlich-30-Tage)").
-_ADDRESS = re.compile(r"(?:[a-z][a-z0-9+.-]*:|/|#|\.{1,2}/|www\.)", re.IGNORECASE)
-# Where a citation marker stands: before punctuation, another bracket or the end of a line.
-_AT_MARKER = re.compile(r"[^\S\n]*(?:[.,;:!?\[]|$)", re.MULTILINE)
+# What makes a link's parenthesis an address (a scheme, path, file name, anchor or query); anything else
+# in it is prose the user reads ("[3](zusätzlich-30-Tage)").
+_ADDRESS = re.compile(r"[/.#@:%?=]")
+# Where a citation marker stands: before anything but a word ("[30](url) Werktage" states a number).
+_AT_MARKER = re.compile(r"[^\S\n]*(?:[^\w\s]|$)", re.MULTILINE)
 _YES = re.compile(r"^\W*(?:ja|yes|doch(?=\s*[,.!]))\b", re.IGNORECASE)
 _NO = re.compile(r"^\W*(?:nein|no)\b", re.IGNORECASE)
 _YES_NO = frozenset({"ja", "nein", "doch", "yes", "no"})
@@ -111,7 +111,7 @@ def _link_text(link: re.Match[str]) -> str:
     text = link.group(1)
     if re.fullmatch(r"\s*\d{1,3}\s*", text) and _AT_MARKER.match(link.string, link.end()):
         text = ""
-    address = "" if _ADDRESS.match(link.group(2)) else link.group(2)
+    address = "" if _ADDRESS.search(link.group(2)) else link.group(2)
     title = link.group(3) or link.group(4) or link.group(5) or ""
     return " ".join(part for part in (text, address, title) if part)
 
@@ -126,7 +126,7 @@ def _added_words(sentence: str, asked: set[str], language: Language, numbers: se
     """Content terms of ``sentence`` that ``asked`` lacks; ``numbers`` (spelled ones, stemmed) are
     checked as numbers instead."""
     return sorted(
-        t for t in set(question_terms(sentence, language, frame=False))
+        t for t in set(question_terms(sentence, language))
         if match_term(t, asked) < 1 and not any(c.isdigit() for c in t)
         and t not in _FILLER and t not in _YES_NO and t not in numbers
     )
@@ -137,7 +137,7 @@ def _picks(answer: str, question: str, known: set[str], language: Language) -> b
     answer_terms = passage_terms(answer, language)
     for pair in _ALTERNATIVES.findall(question):
         for alternative in pair:
-            terms = question_terms(alternative, language, frame=False)
+            terms = question_terms(alternative, language)
             if terms and all(match_term(t, answer_terms) >= 1 and match_term(t, known) >= 1 for t in terms):
                 return True
     return False

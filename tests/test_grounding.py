@@ -55,6 +55,10 @@ def test_a_link_in_the_answer_adds_its_text_but_not_its_address_or_number() -> N
     assert not _grounded(asked, answer + "[3](zusätzlich-30-Tage-Sonderurlaub-ab-2031).")
     assert not _grounded(asked, "Es gibt [30](https://x.example) Werktage [1].")
     assert _grounded(asked, "Es gibt 24 Werktage [3](https://x.example/2031)[1].")
+    assert _grounded(asked, "Es gibt 24 Werktage [1], siehe [Urlaubsantrag](formulare/urlaubsantrag-2031.pdf).")
+    # "([1](url))" stands where a citation would; its 1 is no number the sources must hold.
+    assert not _grounded("Darf die Arbeitszeit acht Stunden überschreiten?",
+                         "Die Arbeitszeit darf acht Stunden überschreiten ([1](https://x.example/a)).")
 
 
 def test_words_that_only_frame_a_question_are_still_words_an_answer_must_find() -> None:
