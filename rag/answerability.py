@@ -107,6 +107,7 @@ FRAME_FORMS = frozenset(
     named called
     """.split()
 )
+_CHECK_FORMS = QUESTION_FORMS | FRAME_FORMS
 
 
 def match_term(term: str, passage_terms: set[str]) -> float:
@@ -137,7 +138,7 @@ def _head_occurs(rest: str, passage_terms: set[str]) -> bool:
 def question_terms(question: str, form: Language, *, frame: bool = False) -> set[str]:
     """The question's content terms in ``form``'s stemming: stop words and question words left out, and
     with ``frame`` the words that ask for a name (:data:`FRAME_FORMS`), as the check reads a question."""
-    dropped = QUESTION_FORMS | FRAME_FORMS if frame else QUESTION_FORMS
+    dropped = _CHECK_FORMS if frame else QUESTION_FORMS
     return set(keyword_terms(question, language=form, drop_stop_words=True, drop_words=dropped)) - QUESTION_TERMS
 
 

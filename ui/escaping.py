@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
+from functools import lru_cache
 
 from rag.claims import LINE_HYPHEN, QUOTE_CHARS, find_quote, normalise_quote
 
@@ -101,7 +102,8 @@ def _find(text: str, highlight: str) -> tuple[int, int] | None:
     return (match.start(), match.end()) if match else None
 
 
-def _normalised(text: str) -> tuple[str, list[int]]:
+@lru_cache(maxsize=64)  # a passage is searched once per quote, and again on every rerun of the page
+def _normalised(text: str) -> tuple[str, tuple[int, ...]]:
     """``text`` in :func:`~rag.claims.normalise_quote`'s form, with the index in ``text`` of each of its
     characters (a ligature or "ß" becomes two characters of one origin), step by step as it does."""
     # NFKC, a letter with its combining marks at a time (so they compose), soft hyphens dropped.
@@ -134,7 +136,7 @@ def _normalised(text: str) -> tuple[str, list[int]]:
                 part = " "
             folded.append(part)
             folded_origin.append(origin[k])
-    return "".join(folded), folded_origin
+    return "".join(folded), tuple(folded_origin)
 
 
 def _bold(part: str) -> str:
